@@ -1,0 +1,18 @@
+/**
+ * The registry: the one place that lists the domains. Everything else
+ * (runner, replay, CLI, audit, explore) reaches a domain through here and
+ * never names one.
+ */
+import type { SomeDomain } from '../harness/domain';
+
+export const DOMAINS: readonly SomeDomain[] = [
+  // one line per domain, e.g.: shadowPt,
+];
+
+export function findDomain(id: string): SomeDomain | undefined {
+  return DOMAINS.find((d) => d.id === id);
+}
+
+export function domainIds(): string[] {
+  return DOMAINS.map((d) => d.id);
+}

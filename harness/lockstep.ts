@@ -1,0 +1,251 @@
+/**
+ * The lockstep property: model and implementation side by side.
+ *
+ * For a trace of ops: apply each op to both systems; the two results must
+ * agree; every invariant must hold on both Views; the two Views must agree on
+ * what the domain declares observable. The first failure ends the trace and
+ * is reported as a `StepFailure` naming the step and what went wrong.
+ *
+ * Incremental checking: a system that offers `liveView()` reports the scope
+ * of each op's change, and invariants check only that scope. Every
+ * `fullCheckEvery` steps and after the last step the harness takes a fresh
+ * `view()` and checks everything, including that the live View equals the
+ * fresh one — a change the system forgot to report cannot hide.
+ */
+import type { Domain, Json, OpShape, ResultShape, System } from './domain';
+import { deepEqual, firstDifference, partialMatch } from './codec';
+
+export type FailureKind = 'result-mismatch' | 'invariant' | 'view-mismatch' | 'expect' | 'live-view-stale' | 'crash';
+
+export interface StepFailure {
+  readonly kind: FailureKind;
+  /** 0-based index of the failing step. */
+  readonly step: number;
+  /** Which side failed (invariant and stale-view failures). */
+  readonly side?: 'model' | 'impl';
+  /** Invariant id for `invariant` failures. */
+  readonly invariant?: string;
+  readonly message: string;
+}
+
+export interface StepRecord<R> {
+  readonly model: R;
+  readonly impl: R;
+}
+
+/** Per-invariant coverage: checks run and how many were non-trivial. */
+export interface InvariantTally {
+  checks: number;
+  nonTrivial: number;
+}
+
+/** Per-op tally: generated, succeeded, failed by error code. */
+export interface OpTally {
+  generated: number;
+  ok: number;
+  errors: { [code: string]: number };
+}
+
+export interface Tallies {
+  invariants: { [id: string]: InvariantTally };
+  ops: { [op: string]: OpTally };
+  steps: number;
+  counters: { model: { [k: string]: number }; impl: { [k: string]: number } };
+}
+
+export function emptyTallies(): Tallies {
+  return { invariants: {}, ops: {}, steps: 0, counters: { model: {}, impl: {} } };
+}
+
+export function mergeTallies(into: Tallies, from: Tallies): Tallies {
+  into.steps += from.steps;
+  for (const [id, v] of Object.entries(from.invariants)) {
+    const x = (into.invariants[id] ??= { checks: 0, nonTrivial: 0 });
+    x.checks += v.checks;
+    x.nonTrivial += v.nonTrivial;
+  }
+  for (const [op, v] of Object.entries(from.ops)) {
+    const x = (into.ops[op] ??= { generated: 0, ok: 0, errors: {} });
+    x.generated += v.generated;
+    x.ok += v.ok;
+    for (const [e, n] of Object.entries(v.errors)) x.errors[e] = (x.errors[e] ?? 0) + n;
+  }
+  for (const side of ['model', 'impl'] as const) {
+    for (const [k, n] of Object.entries(from.counters[side])) {
+      into.counters[side][k] = (into.counters[side][k] ?? 0) + n;
+    }
+  }
+  return into;
+}
+
+export interface TraceOptions<R> {
+  /** Expected partial results per step (case files). */
+  readonly expects?: readonly ({ [k: string]: Json } | undefined)[];
+  /** Take a fresh full View every this many steps (incremental systems). Default 64. */
+  readonly fullCheckEvery?: number;
+  /** Collect tallies here. */
+  readonly tallies?: Tallies;
+  /** Called after each step (trace printing, HTML reports). */
+  readonly onStep?: (step: number, rec: StepRecord<R>) => void;
+}
+
+export interface TraceOutcome<R> {
+  readonly failure: StepFailure | null;
+  readonly results: StepRecord<R>[];
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/**
+ * Run one trace in lockstep. `impl` defaults to `domain.createImpl`; pass a
+ * mutant's `create` to run a mutant instead.
+ */
+export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
+  domain: Domain<C, O, R, V, S>,
+  config: C,
+  ops: readonly O[],
+  options: TraceOptions<R> = {},
+  createImpl: (c: C) => System<O, R, V, S> = (c) => domain.createImpl(c),
+): TraceOutcome<R> {
+  const results: StepRecord<R>[] = [];
+  const tallies = options.tallies;
+  const every = options.fullCheckEvery ?? 64;
+  const resultsAgree = domain.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));
+  const viewsAgree =
+    domain.viewsAgree ?? ((a: V, b: V) => (deepEqual(a, b) ? null : `views differ at ${firstDifference(a, b, 'view')}`));
+
+  let model: System<O, R, V, S>;
+  let impl: System<O, R, V, S>;
+  try {
+    model = domain.createModel(config);
+    impl = createImpl(config);
+  } catch (e) {
+    return { failure: { kind: 'crash', step: -1, message: `creating the systems threw ${describeError(e)}` }, results };
+  }
+
+  const checkSide = (side: 'model' | 'impl', view: V, scope: S | undefined, step: number): StepFailure | null => {
+    for (const inv of domain.invariants) {
+      let msg: string | null;
+      try {
+        msg = inv.check(view, config, scope);
+        if (tallies) {
+          const x = (tallies.invariants[inv.id] ??= { checks: 0, nonTrivial: 0 });
+          x.checks++;
+          if (inv.exercised(view, config, scope)) x.nonTrivial++;
+        }
+      } catch (e) {
+        return { kind: 'crash', step, side, invariant: inv.id, message: `invariant ${inv.id} threw ${describeError(e)}` };
+      }
+      if (msg !== null) return { kind: 'invariant', step, side, invariant: inv.id, message: msg };
+    }
+    return null;
+  };
+
+  const fullCheck = (step: number): StepFailure | null => {
+    const pairs: Array<['model' | 'impl', System<O, R, V, S>]> = [
+      ['model', model],
+      ['impl', impl],
+    ];
+    const fresh: V[] = [];
+    for (const [side, sys] of pairs) {
+      let v: V;
+      try {
+        v = sys.view();
+      } catch (e) {
+        return { kind: 'crash', step, side, message: `${side} view() threw ${describeError(e)}` };
+      }
+      if (sys.liveView) {
+        const live = sys.liveView();
+        if (!deepEqual(live.view, v)) {
+          return {
+            kind: 'live-view-stale',
+            step,
+            side,
+            message: `the ${side}'s live View differs from a fresh abstraction (a change was not reported): ${firstDifference(live.view, v, 'view')}`,
+          };
+        }
+      }
+      const f = checkSide(side, v, undefined, step);
+      if (f) return f;
+      fresh.push(v);
+    }
+    const d = viewsAgree(fresh[0]!, fresh[1]!);
+    return d === null ? null : { kind: 'view-mismatch', step, message: d };
+  };
+
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    let rm: R;
+    let ri: R;
+    try {
+      rm = model.apply(op);
+    } catch (e) {
+      return { failure: { kind: 'crash', step: i, side: 'model', message: `model threw ${describeError(e)}` }, results };
+    }
+    try {
+      ri = impl.apply(op);
+    } catch (e) {
+      results.push({ model: rm, impl: rm });
+      return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
+    }
+    const rec = { model: rm, impl: ri };
+    results.push(rec);
+    options.onStep?.(i, rec);
+    if (tallies) {
+      tallies.steps++;
+      const x = (tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} });
+      x.generated++;
+      if (rm.ok) x.ok++;
+      else {
+        const code = rm.error ?? 'ERROR';
+        x.errors[code] = (x.errors[code] ?? 0) + 1;
+      }
+    }
+    if (!resultsAgree(rm, ri)) {
+      return {
+        failure: { kind: 'result-mismatch', step: i, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` },
+        results,
+      };
+    }
+    const expect = options.expects?.[i];
+    if (expect) {
+      const miss = partialMatch(expect, rm);
+      if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
+    }
+
+    const incremental = model.liveView !== undefined && impl.liveView !== undefined;
+    const due = i === ops.length - 1 || (i + 1) % every === 0;
+    if (incremental) {
+      const lm = model.liveView!();
+      const li = impl.liveView!();
+      const f = checkSide('model', lm.view, lm.scope, i) ?? checkSide('impl', li.view, li.scope, i);
+      if (f) return { failure: f, results };
+      const scope =
+        lm.scope === undefined || li.scope === undefined || !domain.mergeScopes
+          ? undefined
+          : domain.mergeScopes(lm.scope, li.scope);
+      const d = viewsAgree(lm.view, li.view, scope);
+      if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
+    }
+    if (!incremental || due) {
+      const f = fullCheck(i);
+      if (f) return { failure: f, results };
+    }
+  }
+  if (ops.length === 0) {
+    const f = fullCheck(-1);
+    if (f) return { failure: f, results };
+  }
+  if (tallies) {
+    for (const [side, sys] of [
+      ['model', model],
+      ['impl', impl],
+    ] as const) {
+      const c = sys.counters?.();
+      if (c) for (const [k, n] of Object.entries(c)) tallies.counters[side][k] = (tallies.counters[side][k] ?? 0) + n;
+    }
+  }
+  return { failure: null, results };
+}
