@@ -1,0 +1,107 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Json } from '../harness/domain';
+import { runMutant } from '../harness/mutants';
+import { formatCounterexample } from '../harness/format';
+import { domainsOption, intOption, parse, Progress, seedOption } from './args';
+
+export const MUTANTS_HELP = `usage: hvspec mutants [--domain D] [--mutant ID] [--runs N] [--max-ops K] [--seed S] [--verbose] [--json]
+
+Runs the lockstep property against every known-bug mutant (the optimized
+implementation with one real defect put back). A mutant is killed when a
+counterexample is found within the domain's mutant budget. Reports, per
+mutant: killed or survived, runs and time to kill, the shrunk trace length
+and what caught it (an invariant id, or a result/state mismatch).
+
+  --domain D    only this domain (repeatable); default all
+  --mutant ID   only this mutant
+  --runs N      runs per mutant (default: the domain's mutant budget)
+  --max-ops K   longest trace (default: the domain's mutant budget)
+  --seed S      campaign seed (default 1: mutant kills are reproducible by default)
+  --verbose     print each mutant's shrunk counterexample
+  --json        one JSON report on stdout
+
+exit: 0 every mutant killed, 1 a mutant survived, 2 bad usage`;
+
+export function lastMutantsFile(): string {
+  return path.join(process.cwd(), '.hvspec', 'last-mutants.json');
+}
+
+export async function mutantsCommand(argv: string[]): Promise<number> {
+  const { values } = parse(
+    argv,
+    {
+      domain: { type: 'string', multiple: true },
+      mutant: { type: 'string' },
+      runs: { type: 'string' },
+      'max-ops': { type: 'string' },
+      seed: { type: 'string' },
+      verbose: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(MUTANTS_HELP + '\n');
+    return 0;
+  }
+  const domains = domainsOption(values.domain);
+  const runs = intOption('runs', values.runs, 1, 10_000_000);
+  const maxOps = intOption('max-ops', values['max-ops'], 1, 100_000);
+  const seed = seedOption(values.seed) ?? 1;
+  const json = values.json === true;
+  if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
+    process.stderr.write(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
+    return 2;
+  }
+  const progress = new Progress(!json && process.stderr.isTTY === true);
+  const rows: Json[] = [];
+  let survived = 0;
+  let total = 0;
+  const lines: string[] = [];
+  lines.push(`${'domain'.padEnd(13)} ${'mutant'.padEnd(34)} ${'verdict'.padEnd(8)} ${'runs'.padStart(5)} ${'time'.padStart(8)} ${'shrunk'.padStart(6)}  caught by`);
+  for (const some of domains) {
+    some.use((d) => {
+      for (const m of d.mutants) {
+        if (values.mutant !== undefined && m.id !== values.mutant) continue;
+        total++;
+        progress.update(`${d.id}: mutant ${m.id}`);
+        const r = runMutant(d, m.id, { seed, ...(runs !== undefined ? { runs } : {}), ...(maxOps !== undefined ? { maxOps } : {}) });
+        progress.done();
+        if (!r.killed) survived++;
+        lines.push(
+          `${d.id.padEnd(13)} ${m.id.padEnd(34)} ${(r.killed ? 'killed' : 'SURVIVED').padEnd(8)} ${String(r.runsToKill ?? '-').padStart(5)} ${((r.elapsedMs / 1000).toFixed(2) + 's').padStart(8)} ${String(r.shrunkLength ?? '-').padStart(6)}  ${r.caughtBy ?? '-'}`,
+        );
+        if (values.verbose && r.counterexample) lines.push(formatCounterexample(d, r.counterexample, null).replace(/^/gm, '    '));
+        rows.push({
+          domain: d.id,
+          mutant: m.id,
+          title: m.title,
+          source: m.source,
+          expectedToViolate: [...m.expectedToViolate],
+          killed: r.killed,
+          runsToKill: r.runsToKill,
+          elapsedMs: r.elapsedMs,
+          shrunkLength: r.shrunkLength,
+          caughtBy: r.caughtBy,
+          counterexample: r.counterexample
+            ? { seed: r.counterexample.seed, path: r.counterexample.path, config: r.counterexample.configInput, ops: r.counterexample.ops as unknown as Json, failure: r.counterexample.failure as unknown as Json }
+            : null,
+        });
+      }
+    });
+  }
+  const report = { seed, mutants: rows, killed: total - survived, survived };
+  try {
+    fs.mkdirSync(path.dirname(lastMutantsFile()), { recursive: true });
+    fs.writeFileSync(lastMutantsFile(), JSON.stringify(report, null, 2) + '\n');
+  } catch {
+    // Recording is a convenience only.
+  }
+  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else {
+    process.stdout.write(lines.join('\n') + '\n');
+    process.stdout.write(`${total - survived} of ${total} mutants killed${survived > 0 ? `, ${survived} SURVIVED` : ''} (seed ${seed})\n`);
+  }
+  return survived > 0 ? 1 : 0;
+}
