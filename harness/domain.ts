@@ -129,20 +129,20 @@ export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = neve
   readonly source: string;
 
   /** Codec of the configuration *input*: every field optional, no extra fields. */
-  readonly configCodec: t.Type<unknown, unknown, unknown>;
+  readonly configCodec: t.Mixed;
   /** Decode and fill defaults; semantic errors (overlaps, bad ranges) name their path. */
   resolveConfig(input: unknown): Resolved<C>;
   /** The input that reproduces `config` (for case files). */
   encodeConfig(config: C): Json;
 
   /** Codec of each op's `args`, by op name (exact: no extra fields). */
-  readonly opArgs: { readonly [name: string]: t.Type<unknown, unknown, unknown> };
+  readonly opArgs: { readonly [name: string]: t.Mixed };
   /** Checks beyond types that need the config (an address out of range ...). Optional. */
   validateOp?(op: O, config: C): InputError[];
   /** Codec of results (all ops). */
-  readonly resultCodec: t.Type<unknown, unknown, unknown>;
+  readonly resultCodec: t.Mixed;
   /** Codec of the View. */
-  readonly viewCodec: t.Type<unknown, unknown, unknown>;
+  readonly viewCodec: t.Mixed;
 
   readonly invariants: readonly Invariant<C, V, S>[];
   createModel(config: C): System<O, R, V, S>;
