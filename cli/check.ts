@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Json } from '../harness/domain';
-import { checkDomain } from '../harness/check';
+import type { Domain, Json, OpShape, ResultShape } from '../harness/domain';
+import { checkDomain, type CheckOptions, type CheckOutcome } from '../harness/check';
+import { checkInWorkers } from '../harness/parallel';
 import { loadCaseFile, replayCase } from '../harness/cases';
 import { listCorpus, saveCounterexample } from '../harness/corpus';
 import { formatCounterexample, formatFailure, formatTallies, formatTrace, talliesJson } from '../harness/format';
@@ -9,7 +10,8 @@ import { emptyTallies, mergeTallies, type Tallies } from '../harness/lockstep';
 import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption } from './args';
 
 export const CHECK_HELP = `usage: hvspec check [--domain D] [--runs N] [--seed S] [--max-ops K] [--time-limit T]
-                    [--impl impl|mutant:ID] [--shard I/N] [--path P] [--no-corpus] [--json]
+                    [--impl impl|mutant:ID] [--workers N] [--shard I/N] [--path P]
+                    [--no-corpus] [--json]
 
 Replays the saved failure corpus (.hvspec/failures/), then runs the lockstep
 property of each domain: random configurations and traces, model and impl
@@ -23,6 +25,7 @@ shrunk, printed as a numbered trace and saved as a case file.
   --time-limit T   stop starting runs after T seconds (per command)
   --impl X         impl (default) or mutant:ID to run against a known-bug mutant
   --shard I/N      run only the I-th of N disjoint slices of the runs (merge with hvspec merge)
+  --workers N      spread the runs over N worker threads (same runs, verdict and totals)
   --path P         fast-check path of a counterexample (with --runs 1)
   --no-corpus      do not replay or save the failure corpus
   --json           one JSON report on stdout
@@ -49,6 +52,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       impl: { type: 'string' },
       shard: { type: 'string' },
       path: { type: 'string' },
+      workers: { type: 'string' },
       'no-corpus': { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -64,6 +68,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const timeLimit = numberOption('time-limit', values['time-limit'], 0);
   const mutant = implOption(values.impl);
   const shard = shardOption(values.shard);
+  const workers = intOption('workers', values.workers, 1, 64) ?? 1;
   const seed = seedOption(values.seed) ?? (Date.now() ^ (process.pid << 16)) | 0;
   const json = values.json === true;
   const useCorpus = values['no-corpus'] !== true && mutant === undefined;
@@ -125,9 +130,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const progress = new Progress(!json && process.stderr.isTTY === true);
   for (const some of domains) {
     const remaining = timeLimit === undefined ? undefined : Math.max(0, timeLimit * 1000 - (Date.now() - started));
-    const result = some.use((d) => {
+    const result = await some.use(async <C, O extends OpShape, R extends ResultShape, V, S>(d: Domain<C, O, R, V, S>) => {
       const budgetRuns = runs ?? d.budget.runs;
-      const outcome = checkDomain(d, {
+      const options: CheckOptions = {
         runs: budgetRuns,
         maxOps: maxOps ?? d.budget.maxOps,
         seed,
@@ -136,11 +141,13 @@ export async function checkCommand(argv: string[]): Promise<number> {
         ...(shard ? { shard } : {}),
         ...(values.path !== undefined ? { path: values.path } : {}),
         onProgress: (done, total) => progress.update(`${d.id}: run ${done}/${total}`),
-      });
+      };
+      const outcome: CheckOutcome<C, O, R> =
+        workers > 1 ? ((await checkInWorkers(d.id, options, workers)) as unknown as CheckOutcome<C, O, R>) : checkDomain(d, options);
       progress.done();
       mergeTallies(totals, outcome.tallies);
       const rate = outcome.elapsedMs > 0 ? Math.round((outcome.tallies.steps / outcome.elapsedMs) * 1000) : 0;
-      const head = `${d.id}: ${outcome.failure ? 'FAILED' : 'ok'} — ${outcome.runsExecuted}/${outcome.runsPlanned} runs, ${outcome.tallies.steps} ops in ${(outcome.elapsedMs / 1000).toFixed(2)}s (${rate} ops/s)${outcome.interrupted ? ', stopped by --time-limit' : ''}${shard ? `, shard ${shard.index + 1}/${shard.count}` : ''}${mutant ? `, against mutant ${mutant}` : ''}`;
+      const head = `${d.id}: ${outcome.failure ? 'FAILED' : 'ok'} — ${outcome.runsExecuted}/${outcome.runsPlanned} runs, ${outcome.tallies.steps} ops in ${(outcome.elapsedMs / 1000).toFixed(2)}s (${rate} ops/s)${outcome.interrupted ? ', stopped by --time-limit' : ''}${shard ? `, shard ${shard.index + 1}/${shard.count}` : ''}${workers > 1 ? `, ${workers} workers` : ''}${mutant ? `, against mutant ${mutant}` : ''}`;
       out(head);
       out(formatTallies(outcome.tallies));
       let saved: string | null = null;

@@ -7,6 +7,8 @@ import { auditCommand, AUDIT_HELP } from './audit';
 import { checkCommand, CHECK_HELP } from './check';
 import { mutantsCommand, MUTANTS_HELP } from './mutants';
 import { replayCommand, REPLAY_HELP } from './replay';
+import { exploreCommand, EXPLORE_HELP } from './explore';
+import { mergeCommand, MERGE_HELP } from './merge';
 import { DOMAINS } from '../domains';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string; summary: string };
@@ -16,6 +18,8 @@ const COMMANDS: { [name: string]: Command } = {
   replay: { run: replayCommand, help: REPLAY_HELP, summary: 'replay case files (against the impl or a mutant)' },
   audit: { run: auditCommand, help: AUDIT_HELP, summary: 'every invariant: source, killing mutants, exercising cases, coverage' },
   mutants: { run: mutantsCommand, help: MUTANTS_HELP, summary: 'run the property against every known-bug mutant' },
+  merge: { run: mergeCommand, help: MERGE_HELP, summary: 'combine the JSON reports of check shards' },
+  explore: { run: exploreCommand, help: EXPLORE_HELP, summary: 'breadth-first exploration of every op sequence of a small config' },
 };
 
 export function usage(): string {

@@ -1,0 +1,317 @@
+/**
+ * Reference model of the `prefault` domain: the simplest code that obeys the
+ * spec. State is per 4 KiB page: a map from gfn to the leaf covering it, a map
+ * of per-page attribute overrides, the set of added pages and the measurement.
+ * A fault tries the levels from the largest down and checks each rule page by
+ * page. Slow for huge leaves (a 1 GiB leaf is 262144 page steps), by design.
+ */
+import { match } from 'ts-pattern';
+import type { System } from '../../harness/domain';
+import { slotOf } from '../../spec/prefault/config';
+import {
+  GFN_LIMIT,
+  LEVEL_OF,
+  PAGES_OF_LEVEL,
+  PAGE_SIZE,
+  SIZE_OF_LEVEL,
+  VM_MAX_LEVEL,
+  isConfidential,
+  leavesIn,
+  pagesOf,
+  preFaultArgsValid,
+  reachOf,
+  type AttrRun,
+  type GhostResult,
+  type LastOp,
+  type Leaf,
+  type PreFaultResult,
+  type PrefaultConfig,
+  type PrefaultOp,
+  type PrefaultResult,
+  type View,
+} from '../../spec/prefault/types';
+
+/** gfn -> leaf, stored in 512-page chunks (a single Map would exceed V8's 2^24-entry limit at 64 GiB). */
+class PageMap {
+  private readonly chunks = new Map<number, (Leaf | undefined)[]>();
+  get(gfn: number): Leaf | undefined {
+    return this.chunks.get(Math.floor(gfn / 512))?.[gfn % 512];
+  }
+  set(gfn: number, leaf: Leaf | undefined): void {
+    const k = Math.floor(gfn / 512);
+    let c = this.chunks.get(k);
+    if (c === undefined) {
+      if (leaf === undefined) return;
+      c = new Array<Leaf | undefined>(512);
+      this.chunks.set(k, c);
+    }
+    c[gfn % 512] = leaf;
+  }
+  /** Every distinct leaf (found at its first page). */
+  leaves(): Leaf[] {
+    const out: Leaf[] = [];
+    for (const [k, c] of this.chunks) {
+      for (let i = 0; i < 512; i++) {
+        const l = c[i];
+        if (l !== undefined && l.gfn === k * 512 + i) out.push(l);
+      }
+    }
+    return out.sort((a, b) => a.gfn - b.gfn);
+  }
+}
+
+export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
+  private finalized = false;
+  private readonly pages = new PageMap();
+  /** Attribute of pages whose attribute differs from `privateByDefault`. */
+  private readonly attrs = new Map<number, boolean>();
+  private readonly added = new Set<number>();
+  private measured: number[] = [];
+  private last: LastOp | null = null;
+  private leafCache: Leaf[] | null = [];
+  private attrCache: AttrRun[] | null = null;
+  private leavesInstalled = 0;
+  private pageSteps = 0;
+
+  constructor(private readonly config: PrefaultConfig) {}
+
+  // -- rules, page by page -------------------------------------------------
+
+  private isPrivate(gfn: number): boolean {
+    return this.attrs.get(gfn) ?? this.config.privateByDefault;
+  }
+
+  private prefaultAllowed(): boolean {
+    return !isConfidential(this.config.vmType) || this.finalized;
+  }
+
+  /** The leaf choice: the largest level whose block passes every rule, checked page by page. */
+  private chooseLevel(gfn: number): number {
+    const slot = slotOf(this.config, gfn)!;
+    const priv = this.isPrivate(gfn);
+    const max = isConfidential(this.config.vmType) && !this.finalized ? 1 : VM_MAX_LEVEL[this.config.vmType];
+    for (let level = max; level > 1; level--) {
+      if (level > LEVEL_OF[slot.backing]) continue;
+      const n = PAGES_OF_LEVEL[level]!;
+      const start = Math.floor(gfn / n) * n;
+      let ok = true;
+      for (let p = start; p < start + n && ok; p++) {
+        this.pageSteps++;
+        ok = slotOf(this.config, p) === slot && this.isPrivate(p) === priv;
+      }
+      if (ok) return level;
+    }
+    return 1;
+  }
+
+  private install(gfn: number, level: number): void {
+    const n = PAGES_OF_LEVEL[level]!;
+    const start = Math.floor(gfn / n) * n;
+    const leaf: Leaf = { gfn: start, size: SIZE_OF_LEVEL[level]!, private: this.isPrivate(gfn) };
+    for (let p = start; p < start + n; p++) {
+      this.pageSteps++;
+      this.pages.set(p, leaf);
+    }
+    this.leavesInstalled++;
+    this.leafCache = null;
+  }
+
+  /** A fault at a page of a memslot: keep the leaf if it already has the chosen level, else map the chosen block. */
+  private fault(gfn: number): Leaf {
+    const level = this.chooseLevel(gfn);
+    const cur = this.pages.get(gfn);
+    if (cur === undefined || LEVEL_OF[cur.size] < level) this.install(gfn, level);
+    return this.pages.get(gfn)!;
+  }
+
+  private zapRange(gfn: number, npages: number): void {
+    const victims = leavesIn(this.leaves(), gfn, gfn + npages);
+    for (const l of victims) {
+      for (let p = l.gfn; p < l.gfn + pagesOf(l.size); p++) {
+        this.pageSteps++;
+        this.pages.set(p, undefined);
+      }
+    }
+    if (victims.length > 0) this.leafCache = null;
+  }
+
+  private leaves(): Leaf[] {
+    if (this.leafCache === null) this.leafCache = this.pages.leaves();
+    return this.leafCache;
+  }
+
+  private rangeBad(gfn: number, npages: number): boolean {
+    return npages === 0 || gfn + npages > GFN_LIMIT;
+  }
+
+  // -- ops ---------------------------------------------------------------
+
+  apply(op: PrefaultOp): PrefaultResult {
+    const measuredBefore = this.measured.length;
+    const ghost = (extra: Partial<LastOp>): void => {
+      this.last = { op: op.op, measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
+    };
+    return match(op)
+      .with({ op: 'preFault' }, ({ args }) => {
+        const { gpa, size, flags } = args;
+        const signalAfter = args.signalAfter ?? null;
+        const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE)) : [];
+        const r = this.preFault(gpa, size, flags, signalAfter);
+        const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
+        ghost({ request: { gpa, size, flags, signalAfter }, result, before });
+        return r;
+      })
+      .with({ op: 'populate' }, ({ args }) => {
+        ghost({ gfn: args.gpa % PAGE_SIZE === 0 ? args.gpa / PAGE_SIZE : null });
+        return this.populate(args.gpa, args.npages);
+      })
+      .with({ op: 'finalize' }, () => {
+        ghost({});
+        if (!isConfidential(this.config.vmType) || this.finalized) return { ok: false, error: 'EINVAL' };
+        this.finalized = true;
+        return { ok: true };
+      })
+      .with({ op: 'guestAccess' }, ({ args }) => {
+        const { gfn } = args;
+        ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1)) });
+        if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
+        if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
+        if (this.pages.get(gfn) === undefined) this.fault(gfn);
+        return { ok: true };
+      })
+      .with({ op: 'setAttributes' }, ({ args }) => {
+        ghost({});
+        const { gfn, npages } = args;
+        if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
+        if (args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
+        for (const s of this.config.memslots) {
+          const a = Math.max(gfn, s.baseGfn);
+          const b = Math.min(gfn + npages, s.baseGfn + s.npages);
+          for (let p = a; p < b; p++) {
+            if (args.private === this.config.privateByDefault) this.attrs.delete(p);
+            else this.attrs.set(p, args.private);
+          }
+        }
+        this.attrCache = null;
+        this.zapRange(gfn, npages);
+        return { ok: true };
+      })
+      .with({ op: 'zap' }, ({ args }) => {
+        ghost({});
+        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
+        this.zapRange(args.gfn, args.npages);
+        return { ok: true };
+      })
+      .with({ op: 'mappings' }, ({ args }) => {
+        ghost({});
+        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
+        return { ok: true, leaves: leavesIn(this.leaves(), args.gfn, args.gfn + args.npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
+      })
+      .with({ op: 'measurement' }, () => {
+        ghost({});
+        return { ok: true, pages: [...this.measured] };
+      })
+      .exhaustive();
+  }
+
+  /** KVM_PRE_FAULT_MEMORY: kvm_vcpu_pre_fault_memory's checks and chunk loop. */
+  private preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultResult {
+    if (!preFaultArgsValid(gpa, size, flags)) return { ok: false, error: 'EINVAL', gpa, size };
+    const full = size;
+    let error = 'EIO';
+    let chunks = 0;
+    while (size > 0) {
+      if (signalAfter !== null && chunks === signalAfter) {
+        error = 'EINTR';
+        break;
+      }
+      if (!this.prefaultAllowed()) {
+        error = 'EOPNOTSUPP';
+        break;
+      }
+      const gfn = gpa / PAGE_SIZE;
+      if (gfn >= GFN_LIMIT || slotOf(this.config, gfn) === undefined) {
+        error = 'ENOENT';
+        break;
+      }
+      const leaf = this.fault(gfn);
+      const leafEnd = (leaf.gfn + pagesOf(leaf.size)) * PAGE_SIZE;
+      const advance = Math.min(size, leafEnd - gpa);
+      gpa += advance;
+      size -= advance;
+      chunks++;
+    }
+    return size === full ? { ok: false, error, gpa, size } : { ok: true, gpa, size };
+  }
+
+  /** Initial image: page by page, each added, measured and mapped at 4 KiB. */
+  private populate(gpa: number, npages: number): PrefaultResult {
+    if (!isConfidential(this.config.vmType) || this.finalized) return { ok: false, error: 'EINVAL', gpa };
+    if (gpa % PAGE_SIZE !== 0 || npages === 0) return { ok: false, error: 'EINVAL', gpa };
+    const first = gpa / PAGE_SIZE;
+    for (let g = first; g < first + npages; g++) {
+      if (g >= GFN_LIMIT || slotOf(this.config, g) === undefined) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
+      if (this.added.has(g)) return { ok: false, error: 'EEXIST', gpa: g * PAGE_SIZE };
+      if (!this.isPrivate(g)) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
+      this.added.add(g);
+      this.measured.push(g);
+      this.install(g, 1);
+    }
+    return { ok: true };
+  }
+
+  // -- abstraction ---------------------------------------------------------
+
+  private attributes(): AttrRun[] {
+    if (this.attrCache !== null) return this.attrCache;
+    const runs: AttrRun[] = [];
+    const keys = [...this.attrs.keys()].sort((a, b) => a - b);
+    let k = 0;
+    for (const s of this.config.memslots) {
+      const end = s.baseGfn + s.npages;
+      let cur: AttrRun | null = null;
+      const push = (gfn: number, npages: number, priv: boolean): void => {
+        if (npages === 0) return;
+        if (cur !== null && cur.private === priv && cur.gfn + cur.npages === gfn) cur.npages += npages;
+        else {
+          cur = { gfn, npages, private: priv };
+          runs.push(cur);
+        }
+      };
+      let g = s.baseGfn;
+      while (k < keys.length && keys[k]! < end) {
+        const p = keys[k]!;
+        push(g, p - g, this.config.privateByDefault);
+        push(p, 1, this.attrs.get(p)!);
+        g = p + 1;
+        k++;
+      }
+      push(g, end - g, this.config.privateByDefault);
+    }
+    this.attrCache = runs;
+    return runs;
+  }
+
+  view(): View {
+    return {
+      finalized: this.finalized,
+      leaves: this.leaves(),
+      attributes: this.attributes(),
+      measurement: [...this.measured],
+      last: this.last,
+    };
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { leavesInstalled: this.leavesInstalled, pageSteps: this.pageSteps };
+  }
+
+  fingerprint(): string {
+    const v = this.view();
+    return JSON.stringify([v.finalized, v.leaves, v.attributes, v.measurement]);
+  }
+}
+
+export function createModel(config: PrefaultConfig): PrefaultModel {
+  return new PrefaultModel(config);
+}

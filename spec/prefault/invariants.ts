@@ -1,0 +1,300 @@
+/**
+ * The six invariants of the `prefault` domain, each a predicate on one View
+ * (plus the static config). Per-call rules read the ghost `last` record the
+ * systems keep in their View (request, result, leaves before the op, length
+ * of the measurement before the op).
+ *
+ * Every check is linear in the View (leaves, attribute runs, measurement),
+ * with binary searches into the sorted leaf and attribute lists.
+ */
+import type { Invariant } from '../../harness/domain';
+import { slotOf } from './config';
+import {
+  LEVEL_OF,
+  PAGE_SIZE,
+  VM_MAX_LEVEL,
+  findLeaf,
+  hex,
+  isConfidential,
+  leavesIn,
+  pagesOf,
+  preFaultArgsValid,
+  reachOf,
+  type AttrRun,
+  type GhostResult,
+  type Leaf,
+  type PrefaultConfig,
+  type View,
+} from './types';
+
+const SEED = 'seed 003_af5d94ca23cb5f06.txt';
+const API = 'Documentation/virt/kvm/api.rst, 4.143 KVM_PRE_FAULT_MEMORY';
+
+function leafName(l: Leaf): string {
+  return `${l.size} leaf at gfn ${hex(l.gfn)}`;
+}
+
+/** Index of the attribute run containing gfn, or -1. */
+function findRun(runs: readonly AttrRun[], gfn: number): number {
+  let lo = 0;
+  let hi = runs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = runs[mid]!;
+    if (gfn < r.gfn) hi = mid - 1;
+    else if (gfn >= r.gfn + r.npages) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------
+
+export const exactRange: Invariant<PrefaultConfig, View> = {
+  id: 'exact-range',
+  title: 'Exact-range mapping for SNP/TDX before finalize',
+  statement:
+    "Before a confidential VM (SNP, TDX) is finalized, its mappings are exactly the pages added by populate, each a 4 KiB leaf: nothing outside the requested ranges is mapped, and every page a populate call just added is mapped.",
+  source: `${SEED}: "We'd like to map exact gpa range for SNP or TDX case. We don't want to map zero at around range" (the GPA1/GPA2 paragraph); ${API}: pre-faulting confidential VMs only after they are 'finalized'.`,
+  check(view, config) {
+    if (!isConfidential(config.vmType) || view.finalized) return null;
+    const added = new Set(view.measurement);
+    for (const l of view.leaves) {
+      if (l.size !== '4k') return `the ${leafName(l)} is mapped before finalize, where only 4k leaves of added pages may be.`;
+      if (!added.has(l.gfn)) return `gfn ${hex(l.gfn)} is mapped before finalize but was never added by populate.`;
+    }
+    const last = view.last;
+    if (last !== null && last.op === 'populate') {
+      for (let i = last.measuredBefore; i < view.measurement.length; i++) {
+        const g = view.measurement[i]!;
+        if (findLeaf(view.leaves, g) < 0) return `populate added gfn ${hex(g)} but left it unmapped.`;
+      }
+    }
+    return null;
+  },
+  exercised(view, config) {
+    return isConfidential(config.vmType) && !view.finalized && (view.leaves.length > 0 || view.last?.op === 'preFault');
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+export const measureOnce: Invariant<PrefaultConfig, View> = {
+  id: 'measure-once',
+  title: 'Every page is measured at most once, in populate order',
+  statement:
+    'Each page appears in the launch measurement at most once, and only populate extends it, with the pages of the call in ascending order from its first page; preFault, guest faults and repeated calls never measure.',
+  source: `${SEED}: "For SNP or TDX, we map page to GPA, it's one time operation. It updates measurement." and "the following mapping of GPA2 fails"; commit 9aed7a6c0b59 (api.rst): KVM_PRE_FAULT_MEMORY performs no CoCo operation (no TDH.MEM.PAGE.ADD / TDH.MR.EXTEND).`,
+  check(view) {
+    const seen = new Set<number>();
+    for (const g of view.measurement) {
+      if (seen.has(g)) return `gfn ${hex(g)} is measured twice.`;
+      seen.add(g);
+    }
+    const last = view.last;
+    if (last === null) return null;
+    if (view.measurement.length < last.measuredBefore) return `${last.op} removed pages from the measurement.`;
+    if (last.op !== 'populate') {
+      if (view.measurement.length !== last.measuredBefore) {
+        return `${last.op} measured ${view.measurement.length - last.measuredBefore} page(s) starting at gfn ${hex(view.measurement[last.measuredBefore]!)}; only populate measures.`;
+      }
+      return null;
+    }
+    for (let i = last.measuredBefore; i < view.measurement.length; i++) {
+      const want = (last.gfn ?? NaN) + (i - last.measuredBefore);
+      if (view.measurement[i] !== want) {
+        return `populate measured gfn ${hex(view.measurement[i]!)} where the next page of the call is gfn ${hex(want)}.`;
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    return view.measurement.length > 0;
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+export const leafSound: Invariant<PrefaultConfig, View> = {
+  id: 'leaf-sound',
+  title: 'Every leaf obeys the leaf-choice rule',
+  statement:
+    'Every leaf of level L is L-aligned, lies inside one memslot, is no larger than that slot’s host backing page, covers pages of one private/shared attribute (the one it maps), and is no larger than the VM type allows (SNP 2 MiB, TDX 4 KiB).',
+  source: `${SEED}: the RFC's IS_ALIGNED(base_gfn, KVM_PAGES_PER_HPAGE(level)) level choice and the gmem_max_level hook ("TDX allows only 4KB mapping"); upstream kvm_mmu_max_mapping_level / kvm_max_private_mapping_level.`,
+  check(view, config) {
+    const vmMax = VM_MAX_LEVEL[config.vmType];
+    for (const l of view.leaves) {
+      const n = pagesOf(l.size);
+      const end = l.gfn + n;
+      if (l.gfn % n !== 0) return `the ${leafName(l)} is not ${l.size}-aligned.`;
+      if (LEVEL_OF[l.size] > vmMax) return `the ${leafName(l)} is larger than a ${config.vmType} VM may map.`;
+      const s = slotOf(config, l.gfn);
+      if (s === undefined) return `the ${leafName(l)} maps a page in no memslot.`;
+      if (end > s.baseGfn + s.npages) {
+        return `the ${leafName(l)} crosses the end of memslot ${s.id} at gfn ${hex(s.baseGfn + s.npages)}.`;
+      }
+      if (LEVEL_OF[l.size] > LEVEL_OF[s.backing]) {
+        return `the ${leafName(l)} is larger than memslot ${s.id}'s ${s.backing} host backing.`;
+      }
+      let i = findRun(view.attributes, l.gfn);
+      if (i < 0) return `the ${leafName(l)} covers gfn ${hex(l.gfn)}, which has no attribute.`;
+      for (; i < view.attributes.length; i++) {
+        const r = view.attributes[i]!;
+        if (r.gfn >= end) break;
+        if (r.private !== l.private) {
+          const g = Math.max(r.gfn, l.gfn);
+          return `the ${leafName(l)} maps ${l.private ? 'private' : 'shared'} memory over gfn ${hex(g)}, which is ${r.private ? 'private' : 'shared'}.`;
+        }
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    return view.leaves.length > 0;
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+/** The result KVM_PRE_FAULT_MEMORY must return for `last.request`, given the leaves after the call. */
+export function expectedPreFault(view: View, config: PrefaultConfig): { result: GhostResult; chunks: number } | null {
+  const last = view.last;
+  if (last === null || last.request === null) return null;
+  const { gpa, size, flags, signalAfter } = last.request;
+  const fail = (error: string) => ({ result: { ok: false, error, gpa, size }, chunks: 0 });
+  if (!preFaultArgsValid(gpa, size, flags)) return fail('EINVAL');
+  if (signalAfter === 0) return fail('EINTR');
+  if (isConfidential(config.vmType) && !view.finalized) return fail('EOPNOTSUPP');
+  const end = gpa + size;
+  let g = gpa;
+  let chunks = 0;
+  while (g < end) {
+    if (signalAfter !== null && chunks === signalAfter) break;
+    const i = findLeaf(view.leaves, g / PAGE_SIZE);
+    if (i < 0) break; // no memslot: this chunk fails with ENOENT
+    const l = view.leaves[i]!;
+    g = Math.min(end, (l.gfn + pagesOf(l.size)) * PAGE_SIZE);
+    chunks++;
+  }
+  if (chunks === 0) return fail('ENOENT');
+  return { result: { ok: true, error: null, gpa: g, size: end - g }, chunks };
+}
+
+export const progressExact: Invariant<PrefaultConfig, View> = {
+  id: 'progress-exact',
+  title: 'preFault reports exactly the range it processed',
+  statement:
+    'After preFault, gpa + size is unchanged, gpa only grew and stays page aligned, every page of the processed part is mapped, and the call advanced chunk by chunk by min(size, leafEnd - gpa) from the leaf covering gpa; it succeeds iff at least one chunk was processed, else the error keeps the range as given.',
+  source: `${API}: "When the ioctl returns, the input values are updated to point to the remaining range" and "Returns: 0 if at least one page is processed"; virt/kvm/kvm_main.c kvm_vcpu_pre_fault_memory; arch/x86/kvm/mmu/mmu.c kvm_arch_vcpu_pre_fault_memory ("return min(range->size, end - range->gpa)").`,
+  check(view, config) {
+    const last = view.last;
+    if (last === null || last.request === null || last.result === null) return null;
+    const req = last.request;
+    const res = last.result;
+    const name = `preFault(gpa ${hex(req.gpa)}, size ${hex(req.size)})`;
+    if (!res.ok) {
+      if (res.gpa !== req.gpa || res.size !== req.size) return `${name} failed with ${res.error} but changed the range to gpa ${hex(res.gpa)}, size ${hex(res.size)}.`;
+    } else {
+      if (res.gpa + res.size !== req.gpa + req.size) return `${name} returned gpa ${hex(res.gpa)} + size ${hex(res.size)}, which moves the end of the range.`;
+      if (res.gpa <= req.gpa || res.size < 0) return `${name} succeeded without processing a page (returned gpa ${hex(res.gpa)}, size ${hex(res.size)}).`;
+      if (res.gpa % PAGE_SIZE !== 0) return `${name} returned unaligned gpa ${hex(res.gpa)}.`;
+      for (let g = req.gpa / PAGE_SIZE; g < res.gpa / PAGE_SIZE; ) {
+        const i = findLeaf(view.leaves, g);
+        if (i < 0) return `${name} reports gfn ${hex(g)} as processed but it is not mapped.`;
+        const l = view.leaves[i]!;
+        g = l.gfn + pagesOf(l.size);
+      }
+    }
+    const want = expectedPreFault(view, config)!.result;
+    if (want.ok !== res.ok || want.gpa !== res.gpa || want.size !== res.size || (!want.ok && want.error !== res.error)) {
+      const got = res.ok ? `gpa ${hex(res.gpa)}, size ${hex(res.size)}` : res.error;
+      const exp = want.ok ? `gpa ${hex(want.gpa)}, size ${hex(want.size)}` : want.error;
+      return `${name} returned ${got} but its chunks (leaf covering gpa, advance min(size, leafEnd - gpa)) give ${exp}.`;
+    }
+    return null;
+  },
+  exercised(view) {
+    return view.last !== null && view.last.request !== null;
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+export const idempotent: Invariant<PrefaultConfig, View> = {
+  id: 'idempotent',
+  title: 'Pre-faulting mapped memory changes nothing it should not',
+  statement:
+    'A preFault or guest access never unmaps a page nor changes whether it maps private or shared memory; a leaf may only be replaced by a larger leaf that contains it; pre-faulting an already mapped range succeeds; a guest access to a mapped page changes nothing.',
+  source: `${SEED}: "KVM_MAP_MEMORY on already mapped area potentially with large page: It succeeds. Not error."; upstream tdp_mmu map path replaces a smaller mapping with the huge leaf the fault's level allows.`,
+  check(view, config) {
+    const last = view.last;
+    if (last === null || (last.op !== 'preFault' && last.op !== 'guestAccess')) return null;
+    for (const b of last.before) {
+      const i = findLeaf(view.leaves, b.gfn);
+      if (i < 0) return `${last.op} unmapped the ${leafName(b)}.`;
+      const a = view.leaves[i]!;
+      if (a.gfn + pagesOf(a.size) < b.gfn + pagesOf(b.size)) {
+        return `${last.op} replaced the ${leafName(b)} by the smaller ${leafName(a)}.`;
+      }
+      if (a.private !== b.private) return `${last.op} changed gfn ${hex(b.gfn)} from ${b.private ? 'private' : 'shared'} to ${a.private ? 'private' : 'shared'} memory.`;
+    }
+    if (last.op === 'guestAccess' && last.gfn !== null && findLeaf(last.before, last.gfn) >= 0) {
+      const [s, e] = reachOf(last.gfn, 1);
+      const after = leavesIn(view.leaves, s, e);
+      const same =
+        after.length === last.before.length &&
+        after.every((l, k) => l.gfn === last.before[k]!.gfn && l.size === last.before[k]!.size && l.private === last.before[k]!.private);
+      if (!same) return `a guest access to mapped gfn ${hex(last.gfn)} changed the mappings around it.`;
+    }
+    if (last.op === 'preFault' && last.request !== null && last.result !== null && !last.result.ok) {
+      const { gpa, size, flags, signalAfter } = last.request;
+      const allowed = !isConfidential(config.vmType) || view.finalized;
+      if (preFaultArgsValid(gpa, size, flags) && signalAfter !== 0 && allowed) {
+        let g = gpa / PAGE_SIZE;
+        const end = (gpa + size) / PAGE_SIZE;
+        while (g < end) {
+          const i = findLeaf(last.before, g);
+          if (i < 0) break;
+          const l = last.before[i]!;
+          g = l.gfn + pagesOf(l.size);
+        }
+        if (g >= end) return `preFault of the already mapped range at gpa ${hex(gpa)} failed with ${last.result.error}.`;
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    const last = view.last;
+    return last !== null && (last.op === 'preFault' || last.op === 'guestAccess') && last.before.length > 0;
+  },
+};
+
+// ---------------------------------------------------------------------------
+
+export const noAlias: Invariant<PrefaultConfig, View> = {
+  id: 'no-alias',
+  title: 'No two leaves overlap',
+  statement: 'The leaves, in gfn order, are disjoint: a huge leaf that replaced smaller ones left none of them behind.',
+  source: `${SEED}: "what if the requested region is already mapped with a larger page?" (Matlack); a TDP entry is either a leaf or points to a lower table, never both.`,
+  check(view) {
+    for (let i = 1; i < view.leaves.length; i++) {
+      const p = view.leaves[i - 1]!;
+      const l = view.leaves[i]!;
+      if (l.gfn < p.gfn) return `the ${leafName(l)} is listed after the ${leafName(p)} (leaves out of gfn order).`;
+      if (l.gfn < p.gfn + pagesOf(p.size)) return `the ${leafName(l)} overlaps the ${leafName(p)}.`;
+    }
+    return null;
+  },
+  exercised(view) {
+    return view.leaves.length > 1;
+  },
+};
+
+export const INVARIANTS: readonly Invariant<PrefaultConfig, View>[] = [
+  exactRange,
+  measureOnce,
+  leafSound,
+  progressExact,
+  idempotent,
+  noAlias,
+];

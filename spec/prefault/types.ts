@@ -1,0 +1,276 @@
+/**
+ * The vocabulary of the `prefault` domain: configuration, operations, results
+ * and the View, as io-ts codecs, plus the geometry shared by model and impl.
+ *
+ * Sources: seed 003_af5d94ca23cb5f06.txt (KVM_MAP_MEMORY RFC thread, level
+ * choice and exact-range mapping for SNP/TDX) and the interface that shipped,
+ * KVM_PRE_FAULT_MEMORY (Documentation/virt/kvm/api.rst section 4.143, added by
+ * commit 9aed7a6c0b59 "KVM: Document KVM_PRE_FAULT_MEMORY ioctl").
+ */
+import * as t from 'io-ts';
+import { Nat, NoArgs, oneOf, strict, type OpOf } from '../../harness/codec';
+
+// ---------------------------------------------------------------------------
+// Geometry
+
+/** 4 KiB pages. */
+export const PAGE_SIZE = 4096;
+/** Pages per 2 MiB and 1 GiB leaf. */
+export const PAGES_2M = 512;
+export const PAGES_1G = 512 * 512;
+/**
+ * The guest-physical frame space the spec covers: 48-bit GPAs, i.e. a 4-level
+ * TDP table (PML4 -> PDPT -> PD -> PT). Memslots must lie below it; a request
+ * beyond it simply finds no memslot.
+ */
+export const GFN_LIMIT = 2 ** 36;
+/** `gpa + size` overflows a u64 when it reaches 2^64 (kvm_vcpu_pre_fault_memory's `range->gpa + range->size <= range->gpa`). */
+export const U64_LIMIT = 2 ** 64;
+
+export type LeafSize = '4k' | '2m' | '1g';
+export const LEAF_SIZES: readonly LeafSize[] = ['4k', '2m', '1g'];
+/** Level numbers as in x86 KVM: PG_LEVEL_4K = 1, PG_LEVEL_2M = 2, PG_LEVEL_1G = 3. */
+export const LEVEL_OF: Readonly<Record<LeafSize, 1 | 2 | 3>> = { '4k': 1, '2m': 2, '1g': 3 };
+export const SIZE_OF_LEVEL: readonly LeafSize[] = ['4k', '4k', '2m', '1g'];
+/** Pages covered by a leaf of each level (index = level). */
+export const PAGES_OF_LEVEL: readonly number[] = [1, 1, PAGES_2M, PAGES_1G];
+export function pagesOf(size: LeafSize): number {
+  return size === '4k' ? 1 : size === '2m' ? PAGES_2M : PAGES_1G;
+}
+
+export type VmType = 'default' | 'sw-protected' | 'snp' | 'tdx';
+export const VM_TYPES: readonly [VmType, ...VmType[]] = ['default', 'sw-protected', 'snp', 'tdx'];
+/**
+ * Largest leaf per VM type: the default and software-protected VMs use
+ * KVM_MAX_HUGEPAGE_LEVEL (1 GiB); SNP maps private memory at most 2 MiB (the
+ * RMP has no 1 GiB entries); TDX maps 4 KiB only ("TDX allows only 4KB
+ * mapping", seed 003, Yamahata's gmem_max_level proposal).
+ */
+export const VM_MAX_LEVEL: Readonly<Record<VmType, 1 | 2 | 3>> = { default: 3, 'sw-protected': 3, snp: 2, tdx: 1 };
+/** Confidential VMs have an initial, measured launch phase that ends with `finalize`. */
+export function isConfidential(vmType: VmType): boolean {
+  return vmType === 'snp' || vmType === 'tdx';
+}
+
+// ---------------------------------------------------------------------------
+// Config
+
+export const Backing = oneOf<LeafSize>(['4k', '2m', '1g'], '"4k" | "2m" | "1g"');
+
+export const MemslotInput = strict(
+  { id: Nat, baseGfn: Nat, npages: Nat },
+  { backing: Backing },
+  '{ id, baseGfn, npages, backing? }',
+);
+
+/** The configuration input: every field optional, no extra fields. */
+export const ConfigInput = strict(
+  {},
+  {
+    vmType: oneOf<VmType>(VM_TYPES),
+    memslots: t.array(MemslotInput),
+    privateByDefault: t.boolean,
+  },
+  'prefault config',
+);
+export type ConfigInput = t.TypeOf<typeof ConfigInput>;
+
+export interface Memslot {
+  readonly id: number;
+  readonly baseGfn: number;
+  readonly npages: number;
+  /** Host page size behind the slot: a leaf may not be larger. */
+  readonly backing: LeafSize;
+}
+
+export interface PrefaultConfig {
+  readonly vmType: VmType;
+  /** Sorted by baseGfn, non-overlapping. */
+  readonly memslots: readonly Memslot[];
+  /** Guest memory starts private (confidential VMs default to true). */
+  readonly privateByDefault: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// Ops
+
+/**
+ * An unsigned 64-bit quantity carried as a JSON number. Page-aligned values
+ * below 2^64 are k * 2^12 with k < 2^52 and so are exact doubles, which is all
+ * the arithmetic here needs (unaligned ones are rejected before any sum).
+ */
+export const U64 = new t.Type<number, number, unknown>(
+  'u64 (integer in [0, 2^64))',
+  (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 0 && u < U64_LIMIT,
+  (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 0 && u < U64_LIMIT ? t.success(u) : t.failure(u, c)),
+  (a) => a,
+);
+
+export const opArgs = {
+  /** KVM_PRE_FAULT_MEMORY on a vCPU; `signalAfter: n` makes a signal pending after n chunks. */
+  preFault: strict({ gpa: U64, size: U64, flags: U64 }, { signalAfter: Nat }),
+  /** TDX KVM_TDX_INIT_MEM_REGION / SNP KVM_SEV_SNP_LAUNCH_UPDATE: add and measure the initial image. */
+  populate: strict({ gpa: U64, npages: Nat }),
+  /** TDX KVM_TDX_FINALIZE_VM / SNP KVM_SEV_SNP_LAUNCH_FINISH. */
+  finalize: NoArgs,
+  /** A guest access (an EPT/NPT violation if unmapped). */
+  guestAccess: strict({ gfn: Nat, write: t.boolean }),
+  /** KVM_SET_MEMORY_ATTRIBUTES (PRIVATE or not) over [gfn, gfn + npages). */
+  setAttributes: strict({ gfn: Nat, npages: Nat, private: t.boolean }),
+  /** An invalidation (MMU notifier): leaves touching the range go. */
+  zap: strict({ gfn: Nat, npages: Nat }),
+  /** Query: the leaves touching the range. */
+  mappings: strict({ gfn: Nat, npages: Nat }),
+  /** Query: the launch measurement, in order. */
+  measurement: NoArgs,
+};
+export type PrefaultOp = OpOf<typeof opArgs>;
+
+// ---------------------------------------------------------------------------
+// Results
+
+export const ErrorName = t.string;
+
+const PreFaultResultC = t.union([
+  t.type({ ok: t.literal(true), gpa: t.number, size: t.number }),
+  t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number, size: t.number }),
+]);
+const LeafRefC = t.type({ gfn: t.number, size: Backing });
+
+export const ResultC = t.union([
+  PreFaultResultC,
+  t.type({ ok: t.literal(true), leaves: t.array(LeafRefC) }),
+  t.type({ ok: t.literal(true), pages: t.array(t.number) }),
+  t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number }),
+  t.type({ ok: t.literal(false), error: ErrorName }),
+  t.type({ ok: t.literal(true) }),
+]);
+
+export type PreFaultResult =
+  | { readonly ok: true; readonly gpa: number; readonly size: number; readonly error?: undefined }
+  | { readonly ok: false; readonly error: string; readonly gpa: number; readonly size: number };
+export type PrefaultResult =
+  | PreFaultResult
+  | { readonly ok: true; readonly leaves: { gfn: number; size: LeafSize }[]; readonly error?: undefined }
+  | { readonly ok: true; readonly pages: number[]; readonly error?: undefined }
+  | { readonly ok: false; readonly error: string; readonly gpa: number }
+  | { readonly ok: false; readonly error: string }
+  | { readonly ok: true; readonly error?: undefined };
+
+// ---------------------------------------------------------------------------
+// View
+
+export const LeafC = t.type({ gfn: t.number, size: Backing, private: t.boolean });
+export type Leaf = t.TypeOf<typeof LeafC>;
+export const AttrRunC = t.type({ gfn: t.number, npages: t.number, private: t.boolean });
+export type AttrRun = t.TypeOf<typeof AttrRunC>;
+
+export const PreFaultRequestC = t.type({
+  gpa: t.number,
+  size: t.number,
+  flags: t.number,
+  signalAfter: t.union([t.number, t.null]),
+});
+export type PreFaultRequest = t.TypeOf<typeof PreFaultRequestC>;
+export const GhostResultC = t.type({
+  ok: t.boolean,
+  error: t.union([t.string, t.null]),
+  gpa: t.number,
+  size: t.number,
+});
+export type GhostResult = t.TypeOf<typeof GhostResultC>;
+
+/**
+ * Ghost information about the last op, so that the per-op invariants
+ * (`progress-exact`, `idempotent`, the per-call parts of `measure-once` and
+ * `exact-range`) are predicates on a single View.
+ */
+export const LastOpC = t.type({
+  op: t.string,
+  /** Length of the measurement before the op. */
+  measuredBefore: t.number,
+  /** guestAccess: the gfn; populate: the first gfn (null when the gpa is unaligned); else null. */
+  gfn: t.union([t.number, t.null]),
+  /** preFault only: the request as given and the result returned. */
+  request: t.union([PreFaultRequestC, t.null]),
+  result: t.union([GhostResultC, t.null]),
+  /**
+   * preFault / guestAccess: the leaves that overlapped the op's reach before
+   * it ran (the 1 GiB-aligned span around the request, the furthest a leaf
+   * installed by the op can extend), in gfn order.
+   */
+  before: t.array(LeafC),
+});
+export type LastOp = t.TypeOf<typeof LastOpC>;
+
+export const ViewC = t.type({
+  finalized: t.boolean,
+  /** Every leaf, in gfn order. */
+  leaves: t.array(LeafC),
+  /** Private/shared attribute of every memslot page, as maximal runs per memslot, in gfn order. */
+  attributes: t.array(AttrRunC),
+  /** Measured (added) pages in the order they were measured. */
+  measurement: t.array(t.number),
+  last: t.union([LastOpC, t.null]),
+});
+export type View = t.TypeOf<typeof ViewC>;
+
+// ---------------------------------------------------------------------------
+// Helpers shared by model, impl and invariants
+
+/** The 1 GiB-aligned span `[start, end)` of gfns any leaf installed for `[gfn, gfn + npages)` can touch. */
+export function reachOf(gfn: number, npages: number): [number, number] {
+  const start = Math.floor(gfn / PAGES_1G) * PAGES_1G;
+  const end = Math.min(GFN_LIMIT, Math.ceil((gfn + npages) / PAGES_1G) * PAGES_1G);
+  return [Math.min(start, end), end];
+}
+
+/** Whether the request passes kvm_vcpu_pre_fault_memory's argument checks. */
+export function preFaultArgsValid(gpa: number, size: number, flags: number): boolean {
+  if (flags !== 0) return false;
+  if (gpa % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0) return false;
+  // size == 0 and wrap-around both make `gpa + size <= gpa` true.
+  return size > 0 && gpa + size < U64_LIMIT;
+}
+
+/** Index of the leaf covering `gfn` in gfn-sorted, non-overlapping `leaves`, or -1. */
+export function findLeaf(leaves: readonly Leaf[], gfn: number): number {
+  let lo = 0;
+  let hi = leaves.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const l = leaves[mid]!;
+    if (gfn < l.gfn) hi = mid - 1;
+    else if (gfn >= l.gfn + pagesOf(l.size)) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+/** Index of the first leaf ending after `gfn` (the first that may overlap a range starting at gfn). */
+export function firstLeafEndingAfter(leaves: readonly Leaf[], gfn: number): number {
+  let lo = 0;
+  let hi = leaves.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const l = leaves[mid]!;
+    if (l.gfn + pagesOf(l.size) <= gfn) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The leaves overlapping `[start, end)`, in order. */
+export function leavesIn(leaves: readonly Leaf[], start: number, end: number): Leaf[] {
+  const out: Leaf[] = [];
+  for (let i = firstLeafEndingAfter(leaves, start); i < leaves.length; i++) {
+    const l = leaves[i]!;
+    if (l.gfn >= end) break;
+    out.push(l);
+  }
+  return out;
+}
+
+export function hex(n: number): string {
+  return '0x' + n.toString(16);
+}

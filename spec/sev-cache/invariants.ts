@@ -1,0 +1,149 @@
+/**
+ * The five sev-cache invariants, as predicates on a View. Each check is
+ * linear in the View and answers null or one sentence naming the lines.
+ */
+import type { Invariant } from '../../harness/domain';
+import type { Config, SevView, VmViewT } from './types';
+
+export type SevInvariant = Invariant<Config, SevView>;
+
+const SEED_PATCH = 'seeds 000_21c4e5073768e9da.txt / 001_ad1dd143e329dc6d.txt, "KVM: SEV: Prefer WBNOINVD over WBINVD"';
+
+function tag(l: { cpu: number; page: number; line: number; key: number }): string {
+  return `line ${l.line} of page ${l.page} under key ${l.key} on CPU ${l.cpu}`;
+}
+
+/** page -> owning VM, and ASID -> live VM (small maps built once per check). */
+function owners(view: SevView): { pageVm: Map<number, number>; asidVm: Map<number, VmViewT> } {
+  const pageVm = new Map<number, number>();
+  for (const p of view.pages) pageVm.set(p.page, p.vm);
+  const asidVm = new Map<number, VmViewT>();
+  for (const v of view.vms) asidVm.set(v.asid, v);
+  return { pageVm, asidVm };
+}
+
+export const noStaleC1Dirty: SevInvariant = {
+  id: 'no-stale-c1-dirty',
+  title: 'no dirty guest-keyed line outlives its page\'s registration',
+  statement:
+    'After every operation, every dirty cache line tagged with a guest key (an ASID) belongs to a page registered to the live VM that holds that ASID; ' +
+    'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, destroy) no CPU may still hold a dirty C=1 line for it.',
+  source: `${SEED_PATCH}: commit message (the C=1 dirty line written back after the host wrote the page with C=0) and sev_writeback_caches()`,
+  check(view) {
+    let m: ReturnType<typeof owners> | undefined;
+    for (const l of view.guestLines) {
+      if (!l.dirty) continue;
+      m ??= owners(view);
+      const vm = m.asidVm.get(l.key);
+      const owner = m.pageVm.get(l.page);
+      if (vm === undefined) {
+        return `CPU ${l.cpu} holds a dirty ${tag(l)} but ASID ${l.key} belongs to no live VM.`;
+      }
+      if (owner !== vm.vm) {
+        return `CPU ${l.cpu} holds a dirty ${tag(l)} (VM ${vm.vm}) but page ${l.page} is ${owner === undefined ? 'free (back with the host)' : `registered to VM ${owner}`}.`;
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    for (const l of view.guestLines) if (l.dirty) return true;
+    return false;
+  },
+};
+
+export const hostIntegrity: SevInvariant = {
+  id: 'host-integrity',
+  title: 'the host reads back what it wrote to a free page',
+  statement:
+    'For every line of a free page that the host has written since the page became free, a host (C=0) read returns the last value the host wrote.',
+  source: `${SEED_PATCH}: commit message ("yielding corruption" of memory written with C=0)`,
+  check(view) {
+    for (const w of view.written) {
+      if (w.key !== 0 || w.reads === w.value) continue;
+      return `host read of line ${w.line} of free page ${w.page} would return ${w.reads}, not ${w.value} which the host wrote last.`;
+    }
+    return null;
+  },
+  exercised(view) {
+    for (const w of view.written) if (w.key === 0) return true;
+    return false;
+  },
+};
+
+export const guestIntegrity: SevInvariant = {
+  id: 'guest-integrity',
+  title: 'a guest reads back what it wrote to its registered page',
+  statement:
+    'For every line of a registered page that the owning VM has written during this registration, a read with the VM\'s key returns the last value the VM wrote.',
+  source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages)`,
+  check(view) {
+    for (const w of view.written) {
+      if (w.key === 0 || w.reads === w.value) continue;
+      return `guest (ASID ${w.key}) read of line ${w.line} of its page ${w.page} would return ${w.reads}, not ${w.value} which it wrote last.`;
+    }
+    return null;
+  },
+  exercised(view) {
+    for (const w of view.written) if (w.key !== 0) return true;
+    return false;
+  },
+};
+
+export const asidReuseClean: SevInvariant = {
+  id: 'asid-reuse-clean',
+  title: 'a recycled ASID starts with no lines in any cache',
+  statement:
+    'When an ASID is given to a VM (the VM has not run yet), no CPU holds a line tagged with it; and every DF_FLUSH ran after WBINVD on every CPU since the last DEACTIVATE ' +
+    '(the SNP firmware refuses otherwise).',
+  source: `${SEED_PATCH}: sev_flush_asids() "SNP firmware requires use of WBINVD for ASID recycling", and the commit message (WBINVD stays when the ASID is recycled)`,
+  check(view) {
+    const missing = view.firmware.lastDfFlushMissingWbinvd;
+    if (missing.length > 0) {
+      return `DF_FLUSH ran while CPU${missing.length > 1 ? 's' : ''} ${missing.join(', ')} had not executed WBINVD since the last DEACTIVATE.`;
+    }
+    let fresh: Map<number, number> | undefined;
+    for (const v of view.vms) if (v.fresh) (fresh ??= new Map()).set(v.asid, v.vm);
+    if (fresh === undefined) return null;
+    for (const l of view.guestLines) {
+      const vm = fresh.get(l.key);
+      if (vm !== undefined) {
+        return `ASID ${l.key} was given to VM ${vm} while CPU ${l.cpu} still holds ${l.dirty ? 'a dirty' : 'a valid'} ${tag(l)} from its previous owner.`;
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    if (view.firmware.dfFlushes > 0) return true;
+    for (const v of view.vms) if (v.fresh) return true;
+    return false;
+  },
+};
+
+export const writebackCovers: SevInvariant = {
+  id: 'writeback-covers',
+  title: 'the writeback set covers every CPU holding a dirty line of the VM',
+  statement:
+    'For every live VM, each CPU that holds a dirty line under the VM\'s ASID is in the set of CPUs a writeback for that VM would cover, ' +
+    'so the release that follows cannot miss one. The cost report counts the CPUs actually written back and lines invalidated against the minimum.',
+  source: `${SEED_PATCH}: sev_writeback_caches() "in anticipation of forthcoming optimizations to limit the WBNOINVD only to physical CPUs that have executed SEV guests"`,
+  check(view) {
+    let masks: Map<number, VmViewT> | undefined;
+    for (const l of view.guestLines) {
+      if (!l.dirty) continue;
+      masks ??= new Map(view.vms.map((v) => [v.asid, v]));
+      const vm = masks.get(l.key);
+      if (vm === undefined || vm.writebackCpus === 'all') continue;
+      if (!vm.writebackCpus.includes(l.cpu)) {
+        return `CPU ${l.cpu} holds a dirty ${tag(l)} of VM ${vm.vm} but is not in its writeback set [${vm.writebackCpus.join(', ')}].`;
+      }
+    }
+    return null;
+  },
+  exercised(view) {
+    if (view.vms.length === 0) return false;
+    for (const l of view.guestLines) if (l.dirty) return true;
+    return false;
+  },
+};
+
+export const INVARIANTS: readonly SevInvariant[] = [noStaleC1Dirty, hostIntegrity, guestIntegrity, asidReuseClean, writebackCovers];
