@@ -9,6 +9,9 @@ import { mutantsCommand, MUTANTS_HELP } from './mutants';
 import { replayCommand, REPLAY_HELP } from './replay';
 import { exploreCommand, EXPLORE_HELP } from './explore';
 import { mergeCommand, MERGE_HELP } from './merge';
+import { schemaCommand, SCHEMA_HELP } from './schema';
+import { promoteCommand, PROMOTE_HELP } from './promote';
+import { reportCommand, REPORT_HELP } from './report';
 import { DOMAINS } from '../domains';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string; summary: string };
@@ -18,6 +21,9 @@ const COMMANDS: { [name: string]: Command } = {
   replay: { run: replayCommand, help: REPLAY_HELP, summary: 'replay case files (against the impl or a mutant)' },
   audit: { run: auditCommand, help: AUDIT_HELP, summary: 'every invariant: source, killing mutants, exercising cases, coverage' },
   mutants: { run: mutantsCommand, help: MUTANTS_HELP, summary: 'run the property against every known-bug mutant' },
+  report: { run: reportCommand, help: REPORT_HELP, summary: 'write a self-contained HTML report (invariants, kill matrix, charts, traces)' },
+  promote: { run: promoteCommand, help: PROMOTE_HELP, summary: 'turn a saved counterexample into a named regression case' },
+  schema: { run: schemaCommand, help: SCHEMA_HELP, summary: 'write a JSON Schema of case files per domain (editor support)' },
   merge: { run: mergeCommand, help: MERGE_HELP, summary: 'combine the JSON reports of check shards' },
   explore: { run: exploreCommand, help: EXPLORE_HELP, summary: 'breadth-first exploration of every op sequence of a small config' },
 };

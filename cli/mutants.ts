@@ -2,16 +2,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Json } from '../harness/domain';
 import { runMutant } from '../harness/mutants';
+import { explore } from '../harness/explore';
+import { implFactory } from '../harness/check';
 import { formatCounterexample } from '../harness/format';
 import { domainsOption, intOption, parse, Progress, seedOption } from './args';
 
-export const MUTANTS_HELP = `usage: hvspec mutants [--domain D] [--mutant ID] [--runs N] [--max-ops K] [--seed S] [--verbose] [--json]
+export const MUTANTS_HELP = `usage: hvspec mutants [--domain D] [--mutant ID] [--runs N] [--max-ops K] [--seed S]
+                      [--no-explore] [--verbose] [--json]
 
 Runs the lockstep property against every known-bug mutant (the optimized
 implementation with one real defect put back). A mutant is killed when a
 counterexample is found within the domain's mutant budget. Reports, per
-mutant: killed or survived, runs and time to kill, the shrunk trace length
-and what caught it (an invariant id, or a result/state mismatch).
+mutant: killed or survived, runs and time to kill, the shrunk trace length,
+the shortest trace length found by breadth-first exploration (bfs) where it
+reaches one, and what caught it (an invariant id, or a result/state mismatch).
 
   --domain D    only this domain (repeatable); default all
   --mutant ID   only this mutant
@@ -19,6 +23,9 @@ and what caught it (an invariant id, or a result/state mismatch).
   --max-ops K   longest trace (default: the domain's mutant budget)
   --seed S      campaign seed (default 1: mutant kills are reproducible by default)
   --verbose     print each mutant's shrunk counterexample
+  --no-explore  skip the breadth-first search for each mutant's shortest trace
+  --explore-depth K, --explore-states N
+                budget of that search (default depth 6, 30000 states, 15s)
   --json        one JSON report on stdout
 
 exit: 0 every mutant killed, 1 a mutant survived, 2 bad usage`;
@@ -38,6 +45,9 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
       seed: { type: 'string' },
       verbose: { type: 'boolean' },
       json: { type: 'boolean' },
+      'no-explore': { type: 'boolean' },
+      'explore-depth': { type: 'string' },
+      'explore-states': { type: 'string' },
     },
     false,
   );
@@ -50,6 +60,9 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   const maxOps = intOption('max-ops', values['max-ops'], 1, 100_000);
   const seed = seedOption(values.seed) ?? 1;
   const json = values.json === true;
+  const doExplore = values['no-explore'] !== true;
+  const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 6;
+  const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 30_000;
   if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
     process.stderr.write(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
     return 2;
@@ -59,18 +72,30 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   let survived = 0;
   let total = 0;
   const lines: string[] = [];
-  lines.push(`${'domain'.padEnd(13)} ${'mutant'.padEnd(34)} ${'verdict'.padEnd(8)} ${'runs'.padStart(5)} ${'time'.padStart(8)} ${'shrunk'.padStart(6)}  caught by`);
+  lines.push(`${'domain'.padEnd(13)} ${'mutant'.padEnd(34)} ${'verdict'.padEnd(8)} ${'runs'.padStart(5)} ${'time'.padStart(8)} ${'shrunk'.padStart(6)} ${'bfs'.padStart(5)}  caught by`);
   for (const some of domains) {
-    some.use((d) => {
+    await some.use(async (d) => {
       for (const m of d.mutants) {
         if (values.mutant !== undefined && m.id !== values.mutant) continue;
         total++;
         progress.update(`${d.id}: mutant ${m.id}`);
         const r = runMutant(d, m.id, { seed, ...(runs !== undefined ? { runs } : {}), ...(maxOps !== undefined ? { maxOps } : {}) });
+        // The shortest counterexample, if breadth-first exploration reaches one within its budget.
+        let bfs: number | null = null;
+        let bfsNote = 'no exploration alphabet';
+        if (doExplore && d.exploration) {
+          const cfg = d.resolveConfig(d.exploration.config);
+          if (cfg.ok) {
+            const deadline = Date.now() + 15_000;
+            const e = await explore(d, cfg.value, d.exploration.alphabet(cfg.value), { depth: exploreDepth, maxStates: exploreStates, shouldStop: () => Date.now() > deadline }, implFactory(d, m.id));
+            if (e.violation) bfs = e.violation.ops.length;
+            bfsNote = e.violation ? 'found' : `not reached (${e.states} states, depth ${e.depthCompleted} complete)`;
+          }
+        } else if (!doExplore) bfsNote = 'not run';
         progress.done();
         if (!r.killed) survived++;
         lines.push(
-          `${d.id.padEnd(13)} ${m.id.padEnd(34)} ${(r.killed ? 'killed' : 'SURVIVED').padEnd(8)} ${String(r.runsToKill ?? '-').padStart(5)} ${((r.elapsedMs / 1000).toFixed(2) + 's').padStart(8)} ${String(r.shrunkLength ?? '-').padStart(6)}  ${r.caughtBy ?? '-'}`,
+          `${d.id.padEnd(13)} ${m.id.padEnd(34)} ${(r.killed ? 'killed' : 'SURVIVED').padEnd(8)} ${String(r.runsToKill ?? '-').padStart(5)} ${((r.elapsedMs / 1000).toFixed(2) + 's').padStart(8)} ${String(r.shrunkLength ?? '-').padStart(6)} ${String(bfs ?? '-').padStart(5)}  ${r.caughtBy ?? '-'}${bfs === null && doExplore ? `   (bfs: ${bfsNote})` : ''}`,
         );
         if (values.verbose && r.counterexample) lines.push(formatCounterexample(d, r.counterexample, null).replace(/^/gm, '    '));
         rows.push({
@@ -83,6 +108,8 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
           runsToKill: r.runsToKill,
           elapsedMs: r.elapsedMs,
           shrunkLength: r.shrunkLength,
+          bfsLength: bfs,
+          bfs: bfsNote,
           caughtBy: r.caughtBy,
           counterexample: r.counterexample
             ? { seed: r.counterexample.seed, path: r.counterexample.path, config: r.counterexample.configInput, ops: r.counterexample.ops as unknown as Json, failure: r.counterexample.failure as unknown as Json }

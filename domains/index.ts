@@ -4,9 +4,11 @@
  * never names one.
  */
 import type { SomeDomain } from '../harness/domain';
+import { prefault } from './prefault';
 
 export const DOMAINS: readonly SomeDomain[] = [
   // one line per domain, e.g.: shadowPt,
+  prefault,
 ];
 
 export function findDomain(id: string): SomeDomain | undefined {

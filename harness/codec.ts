@@ -9,15 +9,27 @@ import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either';
 import type { InputError, Json, Resolved } from './domain';
 
+/** JSON Schema fragments of the custom codecs below (see `jsonSchemaOf`). */
+const SCHEMAS = new WeakMap<t.Mixed, () => JsonSchema>();
+export type JsonSchema = { [key: string]: Json };
+
+function withSchema<T extends t.Mixed>(codec: T, schema: () => JsonSchema): T {
+  SCHEMAS.set(codec, schema);
+  return codec;
+}
+
 /** An integer in [min, max] (inclusive). */
 export function intRange(min: number, max: number, name?: string): t.Type<number, number, unknown> {
   const label = name ?? `integer in [${min}, ${max}]`;
-  return new t.Type<number, number, unknown>(
-    label,
-    (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max,
-    (u, c) =>
-      typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? t.success(u) : t.failure(u, c),
-    (a) => a,
+  return withSchema(
+    new t.Type<number, number, unknown>(
+      label,
+      (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max,
+      (u, c) =>
+        typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max ? t.success(u) : t.failure(u, c),
+      (a) => a,
+    ),
+    () => ({ type: 'integer', minimum: min, maximum: max, description: label }),
   );
 }
 
@@ -32,11 +44,14 @@ export const Int = intRange(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 'i
 export function oneOf<L extends string>(values: readonly [L, ...L[]], name?: string): t.Type<L, L, unknown> {
   const set = new Set<string>(values);
   const label = name ?? values.map((v) => JSON.stringify(v)).join(' | ');
-  return new t.Type<L, L, unknown>(
-    label,
-    (u): u is L => typeof u === 'string' && set.has(u),
-    (u, c) => (typeof u === 'string' && set.has(u) ? t.success(u as L) : t.failure(u, c)),
-    (a) => a,
+  return withSchema(
+    new t.Type<L, L, unknown>(
+      label,
+      (u): u is L => typeof u === 'string' && set.has(u),
+      (u, c) => (typeof u === 'string' && set.has(u) ? t.success(u as L) : t.failure(u, c)),
+      (a) => a,
+    ),
+    () => ({ enum: [...values] }),
   );
 }
 
@@ -68,7 +83,7 @@ export function strict<R extends Props, O extends Props = Record<never, never>>(
     for (const k of Object.keys(opt)) if (o[k] !== undefined && !opt[k]!.is(o[k])) return false;
     return true;
   };
-  return new t.Type<StrictOut<R, O>, unknown, unknown>(
+  const codec = new t.Type<StrictOut<R, O>, unknown, unknown>(
     label,
     is,
     (u, c) => {
@@ -110,6 +125,12 @@ export function strict<R extends Props, O extends Props = Record<never, never>>(
     },
     (a) => a,
   );
+  return withSchema(codec, () => {
+    const properties: { [k: string]: Json } = {};
+    for (const k of Object.keys(required)) properties[k] = jsonSchemaOf(required[k]!);
+    for (const k of Object.keys(opt)) properties[k] = jsonSchemaOf(opt[k]!);
+    return { type: 'object', properties, required: Object.keys(required), additionalProperties: false };
+  });
 }
 
 /** The op type of a table of per-op argument codecs. */
@@ -269,4 +290,44 @@ export function firstDifference(a: unknown, b: unknown, path = '$'): string | nu
     }
   }
   return `${path}: ${show(a)} vs ${show(b)}`;
+}
+
+/**
+ * A JSON Schema (draft-07) fragment for a codec: the custom codecs above
+ * carry their own; io-ts's built-in combinators are translated by tag.
+ */
+export function jsonSchemaOf(codec: t.Mixed): JsonSchema {
+  const own = SCHEMAS.get(codec);
+  if (own) return own();
+  const c = codec as t.Mixed & { _tag?: string };
+  if (c instanceof t.StringType) return { type: 'string' };
+  if (c instanceof t.NumberType) return { type: 'number' };
+  if (c instanceof t.BooleanType) return { type: 'boolean' };
+  if (c instanceof t.NullType) return { type: 'null' };
+  if (c instanceof t.LiteralType) return { const: c.value as Json };
+  if (c instanceof t.KeyofType) return { enum: Object.keys(c.keys) };
+  if (c instanceof t.ArrayType || c instanceof t.ReadonlyArrayType) return { type: 'array', items: jsonSchemaOf(c.type as t.Mixed) };
+  if (c instanceof t.UnionType) return { anyOf: (c.types as t.Mixed[]).map(jsonSchemaOf) };
+  if (c instanceof t.IntersectionType) return { allOf: (c.types as t.Mixed[]).map(jsonSchemaOf) };
+  if (c instanceof t.TupleType) return { type: 'array', items: (c.types as t.Mixed[]).map(jsonSchemaOf), minItems: c.types.length, maxItems: c.types.length };
+  if (c instanceof t.InterfaceType || c instanceof t.StrictType) {
+    const props = c.props as { [k: string]: t.Mixed };
+    const properties: { [k: string]: Json } = {};
+    for (const k of Object.keys(props)) properties[k] = jsonSchemaOf(props[k]!);
+    return { type: 'object', properties, required: Object.keys(props) };
+  }
+  if (c instanceof t.PartialType) {
+    const props = c.props as { [k: string]: t.Mixed };
+    const properties: { [k: string]: Json } = {};
+    for (const k of Object.keys(props)) properties[k] = jsonSchemaOf(props[k]!);
+    return { type: 'object', properties };
+  }
+  if (c instanceof t.ExactType || c instanceof t.ReadonlyType) return jsonSchemaOf(c.type as t.Mixed);
+  if (c instanceof t.RefinementType) {
+    const base = jsonSchemaOf(c.type as t.Mixed);
+    return c.name === 'Int' ? { ...base, type: 'integer' } : base;
+  }
+  if (c instanceof t.DictionaryType) return { type: 'object', additionalProperties: jsonSchemaOf(c.codomain as t.Mixed) };
+  if (c instanceof t.RecursiveType) return { description: c.name };
+  return { description: codec.name };
 }

@@ -151,7 +151,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
     const ghost = (extra: Partial<LastOp>): void => {
       this.last = { op: op.op, measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
     };
-    return match(op)
+    return match<PrefaultOp, PrefaultResult>(op)
       .with({ op: 'preFault' }, ({ args }) => {
         const { gpa, size, flags } = args;
         const signalAfter = args.signalAfter ?? null;

@@ -1,0 +1,39 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { caseSchema } from '../harness/schema';
+import { domainsOption, parse } from './args';
+
+export const SCHEMA_HELP = `usage: hvspec schema [--domain D] [--out DIR] [--stdout]
+
+Writes a JSON Schema per domain, generated from the codecs (ops and their
+argument types included), to DIR/<domain>.schema.json (default DIR: schema/).
+A case file may name it in "$schema" so that an editor validates and
+completes it as it is typed, e.g. in spec/cases/<domain>/:
+  "$schema": "../../../schema/<domain>.schema.json"
+
+  --domain D   only this domain (repeatable); default all
+  --out DIR    where to write (default schema/)
+  --stdout     print the schema(s) instead of writing files
+
+exit: 0, or 2 on bad usage`;
+
+export async function schemaCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { domain: { type: 'string', multiple: true }, out: { type: 'string' }, stdout: { type: 'boolean' } }, false);
+  if (values.help) {
+    process.stdout.write(SCHEMA_HELP + '\n');
+    return 0;
+  }
+  const dir = values.out ?? 'schema';
+  for (const some of domainsOption(values.domain)) {
+    const text = JSON.stringify(some.use((d) => caseSchema(d)), null, 2) + '\n';
+    if (values.stdout) {
+      process.stdout.write(text);
+      continue;
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${some.id}.schema.json`);
+    fs.writeFileSync(file, text);
+    process.stdout.write(`wrote ${file}\n`);
+  }
+  return 0;
+}

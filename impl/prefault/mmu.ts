@@ -1,0 +1,563 @@
+/**
+ * Optimized implementation of the `prefault` domain: a TDP MMU in miniature.
+ *
+ * The second-stage table is a 4-level radix tree of 512-entry tables kept in
+ * one typed-array pool (PML4 -> PDPT -> PD -> PT, like x86 EPT/NPT with
+ * 48-bit GPAs). A fault finds its level with alignment arithmetic against the
+ * memslot bounds, the slot's host backing size and the slot's attribute
+ * run-lengths, then installs one whole leaf: pre-faulting 64 GiB with 1 GiB
+ * leaves is 64 installs, not 16 million page steps. A huge leaf written over
+ * an entry that pointed to a lower table frees that table (what the TDP MMU
+ * does when a huge SPTE replaces a non-leaf one).
+ *
+ * Sources: seed 003_af5d94ca23cb5f06.txt; virt/kvm/kvm_main.c
+ * kvm_vcpu_pre_fault_memory; arch/x86/kvm/mmu/mmu.c
+ * kvm_arch_vcpu_pre_fault_memory; Documentation/virt/kvm/api.rst 4.143.
+ *
+ * Mutants (properties/prefault/mutants.ts) subclass this class: every step a
+ * known bug lives in is a protected method.
+ */
+import { match } from 'ts-pattern';
+import type { System } from '../../harness/domain';
+import {
+  GFN_LIMIT,
+  LEVEL_OF,
+  PAGES_OF_LEVEL,
+  PAGE_SIZE,
+  SIZE_OF_LEVEL,
+  VM_MAX_LEVEL,
+  isConfidential,
+  preFaultArgsValid,
+  reachOf,
+  type AttrRun,
+  type LastOp,
+  type Leaf,
+  type Memslot,
+  type PreFaultResult,
+  type PrefaultConfig,
+  type PrefaultOp,
+  type PrefaultResult,
+  type View,
+} from '../../spec/prefault/types';
+
+// SPTE layout (one u32 per entry): flags in the low bits, the child table's
+// pool index above them for non-leaf entries. A leaf maps gfn -> the slot's
+// backing page at the same offset, so it needs no pfn field here.
+/** Entry is present (shadow-present). */
+export const SPTE_PRESENT = 1 << 0;
+/** Entry is a leaf (PT_PAGE_SIZE_MASK above level 1; every present PT entry is a leaf). */
+export const SPTE_LAST = 1 << 1;
+/** Leaf maps private (guest_memfd) memory rather than shared memory. */
+export const SPTE_PRIVATE = 1 << 2;
+export const SPTE_CHILD_SHIFT = 3;
+
+export const PT_ENTRIES = 512;
+/** Root level: PML4, each entry 512 GiB. */
+export const ROOT_LEVEL = 4;
+const BITMAP_WORDS = PT_ENTRIES / 32;
+/** Pages spanned by one entry at each level (index = level). */
+const SPAN: readonly number[] = [0, 1, 512, 512 * 512, 512 * 512 * 512];
+
+/** Index of `gfn` in a table of `level` (gfn < 2^36, so the top level needs a division, not a shift). */
+function pteIndex(gfn: number, level: number): number {
+  return Math.floor(gfn / SPAN[level]!) % PT_ENTRIES;
+}
+
+/** Per-memslot state: bounds, backing level, attribute run-lengths, added-page bitmap. */
+interface SlotState {
+  readonly slot: Memslot;
+  readonly base: number;
+  readonly end: number;
+  readonly backingLevel: number;
+  /** Run starts, ascending, first = base; runs are maximal (neighbours differ). */
+  runStart: number[];
+  runPrivate: boolean[];
+  /** One bit per page: added by populate (allocated on first populate). */
+  addedBits: Uint32Array | null;
+}
+
+export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
+  protected finalized = false;
+  protected readonly vmMaxLevel: number;
+  protected readonly confidential: boolean;
+  protected readonly slots: SlotState[];
+
+  // The table pool.
+  private spt = new Uint32Array(PT_ENTRIES * 8);
+  private present = new Uint32Array(BITMAP_WORDS * 8);
+  private nrPresent = new Uint16Array(8);
+  private nrTables = 1; // table 0 is the root
+  private readonly freeTables: number[] = [];
+
+  protected readonly measured: number[] = [];
+  private last: LastOp | null = null;
+  private leafCache: Leaf[] | null = [];
+  private attrCache: AttrRun[] | null = null;
+  private measurementCache: number[] | null = [];
+
+  private stats = { leavesInstalled: 0, pagesCovered: 0, tablesAllocated: 1, chunks: 0 };
+
+  constructor(protected readonly config: PrefaultConfig) {
+    this.vmMaxLevel = VM_MAX_LEVEL[config.vmType];
+    this.confidential = isConfidential(config.vmType);
+    this.slots = config.memslots.map((s) => ({
+      slot: s,
+      base: s.baseGfn,
+      end: s.baseGfn + s.npages,
+      backingLevel: LEVEL_OF[s.backing],
+      runStart: [s.baseGfn],
+      runPrivate: [config.privateByDefault],
+      addedBits: null,
+    }));
+  }
+
+  // -- table pool ----------------------------------------------------------
+
+  private allocTable(): number {
+    const reused = this.freeTables.pop();
+    if (reused !== undefined) return reused;
+    const t = this.nrTables++;
+    if (this.nrTables > this.nrPresent.length) {
+      const cap = this.nrPresent.length * 2;
+      const spt = new Uint32Array(cap * PT_ENTRIES);
+      spt.set(this.spt);
+      this.spt = spt;
+      const bm = new Uint32Array(cap * BITMAP_WORDS);
+      bm.set(this.present);
+      this.present = bm;
+      const nr = new Uint16Array(cap);
+      nr.set(this.nrPresent);
+      this.nrPresent = nr;
+    }
+    this.stats.tablesAllocated++;
+    return t;
+  }
+
+  private setSpte(table: number, index: number, spte: number): void {
+    const word = table * BITMAP_WORDS + (index >>> 5);
+    const bit = 1 << (index & 31);
+    if ((this.present[word]! & bit) === 0) {
+      this.present[word] = this.present[word]! | bit;
+      this.nrPresent[table]!++;
+    }
+    this.spt[table * PT_ENTRIES + index] = spte;
+  }
+
+  private clearSpte(table: number, index: number): void {
+    const word = table * BITMAP_WORDS + (index >>> 5);
+    const bit = 1 << (index & 31);
+    if ((this.present[word]! & bit) !== 0) {
+      this.present[word] = this.present[word]! & ~bit;
+      this.nrPresent[table]!--;
+    }
+    this.spt[table * PT_ENTRIES + index] = 0;
+  }
+
+  /** Free a lower table and everything below it (the leaves it held are gone with it). */
+  private freeTable(table: number): void {
+    for (let w = 0; w < BITMAP_WORDS; w++) {
+      let bits = this.present[table * BITMAP_WORDS + w]!;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        const i = w * 32 + (31 - Math.clz32(low));
+        bits ^= low;
+        const spte = this.spt[table * PT_ENTRIES + i]!;
+        if ((spte & SPTE_LAST) === 0) this.freeTable(spte >>> SPTE_CHILD_SHIFT);
+        this.spt[table * PT_ENTRIES + i] = 0;
+      }
+      this.present[table * BITMAP_WORDS + w] = 0;
+    }
+    this.nrPresent[table] = 0;
+    this.freeTables.push(table);
+    this.leafCache = null;
+  }
+
+  /** Level of the leaf mapping gfn (0 if unmapped); the SPTE is left in `lastSpte`. */
+  protected lookup(gfn: number): number {
+    let table = 0;
+    for (let level = ROOT_LEVEL; level >= 1; level--) {
+      const spte = this.spt[table * PT_ENTRIES + pteIndex(gfn, level)]!;
+      if ((spte & SPTE_PRESENT) === 0) return 0;
+      if ((spte & SPTE_LAST) !== 0) {
+        this.lastSpte = spte;
+        return level;
+      }
+      table = spte >>> SPTE_CHILD_SHIFT;
+    }
+    return 0;
+  }
+  protected lastSpte = 0;
+
+  /** Install one leaf of `level` covering gfn; a lower table under it is freed. */
+  protected installLeaf(gfn: number, level: number, isPrivate: boolean): void {
+    let table = 0;
+    for (let l = ROOT_LEVEL; l > level; l--) {
+      const i = pteIndex(gfn, l);
+      const spte = this.spt[table * PT_ENTRIES + i]!;
+      if ((spte & SPTE_PRESENT) === 0 || (spte & SPTE_LAST) !== 0) {
+        // A larger leaf cannot cover a fault's gfn (attribute changes zap
+        // whole leaves), but if one did, splitting would drop it: treat it as absent.
+        const child = this.allocTable();
+        this.setSpte(table, i, (child << SPTE_CHILD_SHIFT) | SPTE_PRESENT);
+        table = child;
+      } else table = spte >>> SPTE_CHILD_SHIFT;
+    }
+    const i = pteIndex(gfn, level);
+    const old = this.spt[table * PT_ENTRIES + i]!;
+    if ((old & SPTE_PRESENT) !== 0 && (old & SPTE_LAST) === 0) this.freeTable(old >>> SPTE_CHILD_SHIFT);
+    this.setSpte(table, i, SPTE_PRESENT | SPTE_LAST | (isPrivate ? SPTE_PRIVATE : 0));
+    this.stats.leavesInstalled++;
+    this.stats.pagesCovered += PAGES_OF_LEVEL[level]!;
+    this.leafCache = null;
+  }
+
+  /** Zap every leaf touching [start, end) under `table` (which maps from `base` at `level`). Returns whether the table is now empty. */
+  private zapTable(table: number, level: number, base: number, start: number, end: number): boolean {
+    const span = SPAN[level]!;
+    const lo = Math.max(0, Math.floor((start - base) / span));
+    const hi = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    for (let i = lo; i <= hi; i++) {
+      const spte = this.spt[table * PT_ENTRIES + i]!;
+      if ((spte & SPTE_PRESENT) === 0) continue;
+      if ((spte & SPTE_LAST) !== 0) {
+        this.clearSpte(table, i);
+        this.leafCache = null;
+      } else {
+        const child = spte >>> SPTE_CHILD_SHIFT;
+        if (this.zapTable(child, level - 1, base + i * span, start, end)) {
+          this.clearSpte(table, i);
+          this.freeTables.push(child);
+        }
+      }
+    }
+    return this.nrPresent[table] === 0;
+  }
+
+  protected zapRange(start: number, end: number): void {
+    if (start >= end) return;
+    this.zapTable(0, ROOT_LEVEL, 0, start, Math.min(end, GFN_LIMIT));
+  }
+
+  /** Append the leaves overlapping [start, end) under `table`, in gfn order. */
+  private collect(table: number, level: number, base: number, start: number, end: number, out: Leaf[]): void {
+    const span = SPAN[level]!;
+    const lo = Math.max(0, Math.floor((start - base) / span));
+    const hi = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    for (let w = lo >>> 5; w <= hi >>> 5; w++) {
+      let bits = this.present[table * BITMAP_WORDS + w]!;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        bits ^= low;
+        const i = w * 32 + (31 - Math.clz32(low));
+        if (i < lo || i > hi) continue;
+        const spte = this.spt[table * PT_ENTRIES + i]!;
+        const gfn = base + i * span;
+        if ((spte & SPTE_LAST) !== 0) out.push({ gfn, size: SIZE_OF_LEVEL[level]!, private: (spte & SPTE_PRIVATE) !== 0 });
+        else this.collect(spte >>> SPTE_CHILD_SHIFT, level - 1, gfn, start, end, out);
+      }
+    }
+  }
+
+  protected leavesIn(start: number, end: number): Leaf[] {
+    const out: Leaf[] = [];
+    if (start < end) this.collect(0, ROOT_LEVEL, 0, start, Math.min(end, GFN_LIMIT), out);
+    return out;
+  }
+
+  // -- memslots and attributes ---------------------------------------------
+
+  /** search_memslots(): binary search of the sorted slots. */
+  protected findSlot(gfn: number): SlotState | undefined {
+    let lo = 0;
+    let hi = this.slots.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.slots[mid]!;
+      if (gfn < s.base) hi = mid - 1;
+      else if (gfn >= s.end) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** Index of the attribute run containing gfn (gfn inside the slot). */
+  private runIndex(s: SlotState, gfn: number): number {
+    let lo = 0;
+    let hi = s.runStart.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s.runStart[mid]! <= gfn) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  protected isPrivate(s: SlotState, gfn: number): boolean {
+    return s.runPrivate[this.runIndex(s, gfn)]!;
+  }
+
+  /** Whether [start, end) (inside the slot) has a single attribute: one run covers it, since runs are maximal. */
+  protected attrsUniform(s: SlotState, start: number, end: number): boolean {
+    const i = this.runIndex(s, start);
+    const runEnd = i + 1 < s.runStart.length ? s.runStart[i + 1]! : s.end;
+    return runEnd >= end;
+  }
+
+  private setAttrRange(s: SlotState, start: number, end: number, priv: boolean): void {
+    const starts: number[] = [];
+    const privs: boolean[] = [];
+    const push = (g: number, p: boolean): void => {
+      if (starts.length > 0 && starts[starts.length - 1] === g) {
+        privs[privs.length - 1] = p;
+        if (privs.length > 1 && privs[privs.length - 2] === p) {
+          starts.pop();
+          privs.pop();
+        }
+        return;
+      }
+      if (privs.length > 0 && privs[privs.length - 1] === p) return;
+      starts.push(g);
+      privs.push(p);
+    };
+    const n = s.runStart.length;
+    for (let i = 0; i < n; i++) {
+      const rs = s.runStart[i]!;
+      const re = i + 1 < n ? s.runStart[i + 1]! : s.end;
+      const rp = s.runPrivate[i]!;
+      if (re <= start || rs >= end) push(rs, rp);
+      else {
+        if (rs < start) push(rs, rp);
+        push(Math.max(rs, start), priv);
+        if (re > end) push(end, rp);
+      }
+    }
+    s.runStart = starts;
+    s.runPrivate = privs;
+    this.attrCache = null;
+  }
+
+  // -- the leaf choice -----------------------------------------------------
+
+  /** Whether the level-aligned block [start, end) lies inside the slot. */
+  protected blockFitsSlot(s: SlotState, start: number, end: number): boolean {
+    return start >= s.base && end <= s.end;
+  }
+
+  /**
+   * The largest level for a fault at gfn: capped by the VM type (SNP 2M, TDX
+   * 4K), by the slot's host backing and, before a confidential VM is
+   * finalized, at 4K; then lowered until the aligned block lies inside the
+   * slot and has one attribute.
+   */
+  protected faultLevel(s: SlotState, gfn: number): number {
+    let level = Math.min(this.vmMaxLevel, s.backingLevel);
+    if (this.confidential && !this.finalized) level = 1;
+    for (; level > 1; level--) {
+      const n = PAGES_OF_LEVEL[level]!;
+      const start = gfn - (gfn % n);
+      if (this.blockFitsSlot(s, start, start + n) && this.attrsUniform(s, start, start + n)) break;
+    }
+    return level;
+  }
+
+  /** Map gfn as a read fault would; returns the level of the leaf now covering it. */
+  protected mapFault(s: SlotState, gfn: number): number {
+    const level = this.faultLevel(s, gfn);
+    const cur = this.lookup(gfn);
+    if (cur >= level) return cur;
+    this.installLeaf(gfn, level, this.isPrivate(s, gfn));
+    return level;
+  }
+
+  // -- KVM_PRE_FAULT_MEMORY ------------------------------------------------
+
+  /** kvm_arch->pre_fault_allowed: true for default/sw-protected, set by finalize for SNP/TDX. */
+  protected prefaultAllowed(): boolean {
+    return !this.confidential || this.finalized;
+  }
+
+  /** kvm_arch_vcpu_pre_fault_memory's return: bytes of the request covered by the leaf (never beyond the request). */
+  protected chunkAdvance(gpa: number, size: number, leafEnd: number): number {
+    return Math.min(size, leafEnd - gpa);
+  }
+
+  /** One chunk: map the leaf covering gpa; the bytes processed, or an errno. */
+  protected preFaultChunk(gpa: number, size: number): number | string {
+    if (!this.prefaultAllowed()) return 'EOPNOTSUPP';
+    const gfn = gpa / PAGE_SIZE;
+    const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
+    if (s === undefined) return 'ENOENT'; // no memslot: RET_PF_EMULATE -> -ENOENT
+    const level = this.mapFault(s, gfn);
+    const n = PAGES_OF_LEVEL[level]!;
+    const leafEnd = (gfn - (gfn % n) + n) * PAGE_SIZE;
+    return this.chunkAdvance(gpa, size, leafEnd);
+  }
+
+  /** kvm_vcpu_pre_fault_memory: argument checks, then chunks until done, a signal, or an error. */
+  protected preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultResult {
+    if (!preFaultArgsValid(gpa, size, flags)) return { ok: false, error: 'EINVAL', gpa, size };
+    const full = size;
+    let error = 'EIO';
+    let chunks = 0;
+    do {
+      if (signalAfter !== null && chunks === signalAfter) {
+        error = 'EINTR';
+        break;
+      }
+      const r = this.preFaultChunk(gpa, size);
+      if (typeof r === 'string') {
+        error = r;
+        break;
+      }
+      gpa += r;
+      size -= r;
+      chunks++;
+      this.stats.chunks++;
+    } while (size > 0);
+    // "Return success if at least one page was mapped successfully."
+    return size === full ? { ok: false, error, gpa, size } : { ok: true, gpa, size };
+  }
+
+  // -- populate (TDX INIT_MEM_REGION / SNP LAUNCH_UPDATE) -------------------
+
+  protected isAdded(s: SlotState, gfn: number): boolean {
+    const off = gfn - s.base;
+    return s.addedBits !== null && (s.addedBits[off >>> 5]! & (1 << (off & 31))) !== 0;
+  }
+
+  private markAdded(s: SlotState, gfn: number): void {
+    s.addedBits ??= new Uint32Array(Math.ceil(s.slot.npages / 32));
+    const off = gfn - s.base;
+    s.addedBits[off >>> 5] = s.addedBits[off >>> 5]! | (1 << (off & 31));
+  }
+
+  /** The level populate maps an added page at: always 4K (the page is added and measured on its own). */
+  protected populateLevel(_s: SlotState, _gfn: number, _first: number, _npages: number): number {
+    return 1;
+  }
+
+  protected populate(gpa: number, npages: number): PrefaultResult {
+    if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL', gpa };
+    if (gpa % PAGE_SIZE !== 0 || npages === 0) return { ok: false, error: 'EINVAL', gpa };
+    const first = gpa / PAGE_SIZE;
+    for (let g = first; g < first + npages; g++) {
+      const s = g < GFN_LIMIT ? this.findSlot(g) : undefined;
+      if (s === undefined) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
+      if (this.isAdded(s, g)) return { ok: false, error: 'EEXIST', gpa: g * PAGE_SIZE };
+      if (!this.isPrivate(s, g)) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
+      this.markAdded(s, g);
+      this.measured.push(g);
+      this.measurementCache = null;
+      const level = this.populateLevel(s, g, first, npages);
+      if (this.lookup(g) < level) this.installLeaf(g, level, true);
+    }
+    return { ok: true };
+  }
+
+  // -- ops -----------------------------------------------------------------
+
+  private rangeBad(gfn: number, npages: number): boolean {
+    return npages === 0 || gfn + npages > GFN_LIMIT;
+  }
+
+  apply(op: PrefaultOp): PrefaultResult {
+    const measuredBefore = this.measured.length;
+    const ghost = (extra: Partial<LastOp>): void => {
+      this.last = { op: op.op, measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
+    };
+    return match<PrefaultOp, PrefaultResult>(op)
+      .with({ op: 'preFault' }, ({ args }) => {
+        const { gpa, size, flags } = args;
+        const signalAfter = args.signalAfter ?? null;
+        const before = preFaultArgsValid(gpa, size, flags) ? this.leavesIn(...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE)) : [];
+        const r = this.preFault(gpa, size, flags, signalAfter);
+        ghost({ request: { gpa, size, flags, signalAfter }, result: { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size }, before });
+        return r;
+      })
+      .with({ op: 'populate' }, ({ args }) => {
+        ghost({ gfn: args.gpa % PAGE_SIZE === 0 ? args.gpa / PAGE_SIZE : null });
+        return this.populate(args.gpa, args.npages);
+      })
+      .with({ op: 'finalize' }, () => {
+        ghost({});
+        if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL' };
+        this.finalized = true;
+        return { ok: true };
+      })
+      .with({ op: 'guestAccess' }, ({ args }) => {
+        const { gfn } = args;
+        ghost({ gfn, before: this.leavesIn(...reachOf(gfn, 1)) });
+        if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
+        const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
+        if (s === undefined) return { ok: false, error: 'MMIO' };
+        // A present mapping does not fault at all.
+        if (this.lookup(gfn) === 0) this.mapFault(s, gfn);
+        return { ok: true };
+      })
+      .with({ op: 'setAttributes' }, ({ args }) => {
+        ghost({});
+        const { gfn, npages } = args;
+        if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
+        if (args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
+        for (const s of this.slots) {
+          const a = Math.max(gfn, s.base);
+          const b = Math.min(gfn + npages, s.end);
+          if (a < b) this.setAttrRange(s, a, b, args.private);
+        }
+        // kvm_arch_pre_set_memory_attributes: unmap the range; a huge leaf partly inside goes whole.
+        this.zapRange(gfn, gfn + npages);
+        return { ok: true };
+      })
+      .with({ op: 'zap' }, ({ args }) => {
+        ghost({});
+        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
+        this.zapRange(args.gfn, args.gfn + args.npages);
+        return { ok: true };
+      })
+      .with({ op: 'mappings' }, ({ args }) => {
+        ghost({});
+        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
+        return { ok: true, leaves: this.leavesIn(args.gfn, args.gfn + args.npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
+      })
+      .with({ op: 'measurement' }, () => {
+        ghost({});
+        return { ok: true, pages: [...this.measured] };
+      })
+      .exhaustive();
+  }
+
+  // -- abstraction function ------------------------------------------------
+
+  view(): View {
+    if (this.leafCache === null) this.leafCache = this.leavesIn(0, GFN_LIMIT);
+    if (this.attrCache === null) {
+      const runs: AttrRun[] = [];
+      for (const s of this.slots) {
+        for (let i = 0; i < s.runStart.length; i++) {
+          const g = s.runStart[i]!;
+          const e = i + 1 < s.runStart.length ? s.runStart[i + 1]! : s.end;
+          runs.push({ gfn: g, npages: e - g, private: s.runPrivate[i]! });
+        }
+      }
+      this.attrCache = runs;
+    }
+    if (this.measurementCache === null) this.measurementCache = [...this.measured];
+    return { finalized: this.finalized, leaves: this.leafCache, attributes: this.attrCache, measurement: this.measurementCache, last: this.last };
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.stats, tablesInUse: this.nrTables - this.freeTables.length };
+  }
+
+  fingerprint(): string {
+    const v = this.view();
+    return JSON.stringify([v.finalized, v.leaves, v.attributes, v.measurement]);
+  }
+}
+
+export function createImpl(config: PrefaultConfig): PrefaultMmu {
+  return new PrefaultMmu(config);
+}
+
+/** Re-exported for mutants. */
+export type { SlotState };

@@ -1,0 +1,437 @@
+/**
+ * The optimized sev-cache implementation: KVM's SEV cache maintenance after
+ * "KVM: SEV: Prefer WBNOINVD over WBINVD" (seeds 000/001), plus the
+ * optimization that patch prepares: write back only the CPUs that have run
+ * the VM.
+ *
+ *  - Release points (unregister a region, free a VMSA page after a faulting
+ *    VM_PAGE_FLUSH, reclaim for SEV/SEV-ES, destroy) call
+ *    sev_writeback_caches(): WBNOINVD (WBINVD on parts without it, as the
+ *    wbnoinvd() helper's alternative() does) on the CPUs in the VM's
+ *    have-run mask only.
+ *  - ASID recycling keeps WBINVD on every CPU, then DF_FLUSH: the SNP
+ *    firmware checks that every CPU executed WBINVD since the last
+ *    DEACTIVATE, and a valid line still tagged with the old ASID would be read
+ *    by the next owner.
+ *  - sev_flush_encrypted_page(): CLFLUSH when SME_COHERENT, else
+ *    VM_PAGE_FLUSH, falling back to a writeback if the MSR write faults.
+ *  - sev_gmem_invalidate(): SNP pages punched out of guest_memfd are CLFLUSHed
+ *    (SNP parts are SME_COHERENT) and freed.
+ *
+ * The have-run mask (sev->have_run_cpus upstream) is set on the VMRUN path
+ * and cleared only right after the writeback, together with the per-CPU
+ * "loaded VM" that lets a vCPU re-entering on the same CPU skip the marking:
+ * clearing the bit while leaving that shortcut in place would let the VM dirty
+ * lines on a CPU the next writeback skips.
+ *
+ * The bug-relevant steps are protected methods so mutants can override them.
+ */
+import { match } from 'ts-pattern';
+import type { System } from '../../harness/domain';
+import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
+import { OK, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
+import { Bitmap } from './cpumask';
+import { Machine } from './machine';
+
+/** kvm_sev_info flags. */
+export const SEV_VM_ES = 1 << 0;
+export const SEV_VM_SNP = 1 << 1;
+/** A vCPU entered the guest since the ASID was bound (the ASID is no longer "fresh"). */
+export const SEV_VM_RAN = 1 << 2;
+
+/** pageOwner / loadedVm value for "nobody". */
+const NO_VM = 0;
+
+export interface KvmSevInfo {
+  readonly id: number;
+  readonly asid: number;
+  flags: number;
+  /** CPUs that entered this VM since its last writeback (may hold its dirty lines). */
+  readonly haveRunCpus: Bitmap;
+  /** Pages pinned for this VM. */
+  nrPages: number;
+}
+
+export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
+  protected readonly hw: Machine;
+  protected readonly vms = new Map<number, KvmSevInfo>();
+  /** sev_asid_bitmap: ASIDs in use or awaiting recycling (bit 0 unused). */
+  protected readonly asidBitmap: Bitmap;
+  /** sev_reclaim_asid_bitmap: ASIDs deactivated, waiting for WBINVD + DF_FLUSH. */
+  protected readonly reclaimBitmap: Bitmap;
+  /** ASIDs last bound to an SNP VM. */
+  protected readonly asidSnp: Bitmap;
+  /** page -> VM id it is pinned for (NO_VM: free). */
+  protected readonly pageOwner: Int32Array;
+  /** Pinned pages (for the View, which must not walk the whole pool). */
+  protected readonly pinned = new Set<number>();
+  /** Per CPU: the VM whose vCPU last entered there and is still loaded (NO_VM: none). */
+  protected readonly loadedVm: Int32Array;
+  /**
+   * Ghost state for the View only (never read by the kernel logic): per addr,
+   * what the page's current owner last wrote there.
+   */
+  private readonly ghostValue: Float64Array;
+  private readonly ghostWritten = new Set<number>();
+  protected readonly cost: SevCounters = zeroCounters();
+  protected readonly minimum: MinimumTracker;
+
+  constructor(protected readonly config: Config) {
+    this.hw = new Machine(config);
+    this.asidBitmap = new Bitmap(config.asids + 1);
+    this.asidBitmap.set(0);
+    this.reclaimBitmap = new Bitmap(config.asids + 1);
+    this.asidSnp = new Bitmap(config.asids + 1);
+    this.pageOwner = new Int32Array(config.pages);
+    this.loadedVm = new Int32Array(config.cpus);
+    this.ghostValue = new Float64Array(config.pages * config.linesPerPage);
+    this.minimum = new MinimumTracker(config.cpus);
+  }
+
+  // --- cache maintenance ----------------------------------------------------
+
+  /** wbnoinvd() on one CPU: WBNOINVD, or WBINVD where X86_FEATURE_WBNOINVD is missing. */
+  protected wbnoinvdOnCpu(cpu: number): void {
+    this.cost.cpusWrittenBack++;
+    if (this.config.wbnoinvd) this.hw.wbnoinvd(cpu);
+    else this.cost.linesInvalidated += this.hw.wbinvd(cpu);
+  }
+
+  /** wbinvd_on_all_cpus() for ASID recycling. */
+  protected wbinvdOnAllCpus(): void {
+    for (let cpu = 0; cpu < this.config.cpus; cpu++) this.cost.recycleLinesInvalidated += this.hw.wbinvd(cpu);
+  }
+
+  /**
+   * sev_writeback_caches(): every dirty guest-tagged line must reach memory
+   * before pages go back to the host (CLFLUSH via C=0 does not reach C=1
+   * lines without SME_COHERENT). Only the CPUs that ran the VM since its last
+   * writeback can hold such lines.
+   */
+  protected sevWritebackCaches(sev: KvmSevInfo): void {
+    if (sev.haveRunCpus.isEmpty()) return;
+    sev.haveRunCpus.forEach((cpu) => this.wbnoinvdOnCpu(cpu));
+    this.clearRanMask(sev);
+  }
+
+  /**
+   * Forget where the VM ran, right after writing those CPUs back. A vCPU still
+   * loaded on one of them is kicked back through the marking slow path, so
+   * the bit is never cleared while the VM may still run there unmarked.
+   */
+  protected clearRanMask(sev: KvmSevInfo): void {
+    sev.haveRunCpus.forEach((cpu) => {
+      if (this.loadedVm[cpu] === sev.id) this.loadedVm[cpu] = NO_VM;
+    });
+    sev.haveRunCpus.clearAll();
+  }
+
+  /** The writeback at a release point (unregister, reclaim). */
+  protected writebackForRelease(sev: KvmSevInfo, _pages: readonly number[]): void {
+    this.sevWritebackCaches(sev);
+  }
+
+  /** The writeback at the start of sev_vm_destroy(). */
+  protected destroyWriteback(sev: KvmSevInfo, pages: readonly number[]): void {
+    this.writebackForRelease(sev, pages);
+  }
+
+  /** The cache flush of ASID recycling (sev_flush_asids): WBINVD on every CPU, as the SNP firmware requires. */
+  protected flushCachesForAsidRecycle(): void {
+    this.wbinvdOnAllCpus();
+  }
+
+  /** wrmsrl_safe(MSR_AMD64_VM_PAGE_FLUSH, addr | asid): false when it faults. */
+  protected vmPageFlushMsr(page: number, asid: number): boolean {
+    if (this.config.vmPageFlush === 'faults') return false;
+    this.cost.pageFlushLines += this.hw.vmPageFlush(page, asid);
+    return true;
+  }
+
+  /** The fault path of sev_flush_encrypted_page(): a full writeback. */
+  protected vmPageFlushFallback(sev: KvmSevInfo): void {
+    this.sevWritebackCaches(sev);
+  }
+
+  /** sev_flush_encrypted_page() */
+  protected sevFlushEncryptedPage(sev: KvmSevInfo, page: number): void {
+    if (this.config.smeCoherent) {
+      // Coherent parts: CLFLUSH through the host mapping reaches every alias.
+      this.cost.pageFlushLines += this.hw.clflushPage(page);
+      return;
+    }
+    if (!this.vmPageFlushMsr(page, sev.asid)) {
+      this.minimum.release(sev.id);
+      this.vmPageFlushFallback(sev);
+    }
+  }
+
+  /** sev_clflush_pages() at registration: C=0 lines out before the guest uses the pages with C=1. */
+  protected sevClflushPages(page: number, npages: number): void {
+    if (this.config.smeCoherent) return;
+    for (let p = page; p < page + npages; p++) this.cost.pageFlushLines += this.hw.clflushPage(p);
+  }
+
+  /** pre_sev_run(): the VMRUN path on `cpu`. */
+  protected preSevRun(sev: KvmSevInfo, cpu: number): void {
+    if (this.loadedVm[cpu] !== sev.id) {
+      this.loadedVm[cpu] = sev.id;
+      this.markCpuRan(sev, cpu);
+    }
+  }
+
+  /** cpumask_set_cpu(cpu, sev->have_run_cpus) */
+  protected markCpuRan(sev: KvmSevInfo, cpu: number): void {
+    sev.haveRunCpus.set(cpu);
+  }
+
+  // --- ASIDs ----------------------------------------------------------------
+
+  /** sev_flush_asids() + __sev_recycle_asids(): reclaimed ASIDs become free. */
+  protected recycleAsids(): void {
+    this.cost.recycles++;
+    this.flushCachesForAsidRecycle();
+    this.hw.dfFlush();
+    this.asidBitmap.andNot(this.reclaimBitmap);
+    this.reclaimBitmap.clearAll();
+    // Every CPU was just written back: no VM can have a dirty line anywhere.
+    for (const sev of this.vms.values()) this.clearRanMask(sev);
+    this.minimum.allWrittenBack();
+  }
+
+  /** sev_asid_new(): the lowest free ASID, recycling once if none is free; -1 if none. */
+  protected sevAsidNew(): number {
+    let asid = this.asidBitmap.findNextZero(1);
+    if (asid > this.config.asids && !this.reclaimBitmap.isEmpty()) {
+      this.recycleAsids();
+      asid = this.asidBitmap.findNextZero(1);
+    }
+    if (asid > this.config.asids) return -1;
+    this.asidBitmap.set(asid);
+    return asid;
+  }
+
+  // --- pages ----------------------------------------------------------------
+
+  private pin(page: number, vm: number): void {
+    this.pageOwner[page] = vm;
+    this.pinned.add(page);
+    this.forgetGhost(page);
+  }
+
+  private unpin(page: number): void {
+    this.pageOwner[page] = NO_VM;
+    this.pinned.delete(page);
+    this.forgetGhost(page);
+  }
+
+  private forgetGhost(page: number): void {
+    const base = page * this.config.linesPerPage;
+    for (let line = 0; line < this.config.linesPerPage; line++) this.ghostWritten.delete(base + line);
+  }
+
+  private rangeOwnedBy(vm: number, page: number, npages: number): boolean {
+    if (npages < 1 || page + npages > this.config.pages) return false;
+    for (let p = page; p < page + npages; p++) if (this.pageOwner[p] !== vm) return false;
+    return true;
+  }
+
+  private pagesOf(sev: KvmSevInfo): number[] {
+    const out: number[] = [];
+    if (sev.nrPages === 0) return out;
+    for (const p of this.pinned) if (this.pageOwner[p] === sev.id) out.push(p);
+    return out;
+  }
+
+  private release(sev: KvmSevInfo, page: number, npages: number): void {
+    for (let p = page; p < page + npages; p++) this.unpin(p);
+    sev.nrPages -= npages;
+  }
+
+  // --- operations -----------------------------------------------------------
+
+  private createVm(vm: number, type: VmType): SevResult {
+    if (type === 'snp' && !this.config.smeCoherent) return err('EINVAL');
+    if (this.vms.has(vm)) return err('EEXIST');
+    const asid = this.sevAsidNew();
+    if (asid < 0) return err('EBUSY');
+    if (type === 'snp') this.asidSnp.set(asid);
+    else this.asidSnp.clear(asid);
+    const flags = type === 'snp' ? SEV_VM_SNP | SEV_VM_ES : type === 'sev-es' ? SEV_VM_ES : 0;
+    this.vms.set(vm, { id: vm, asid, flags, haveRunCpus: new Bitmap(this.config.cpus), nrPages: 0 });
+    return { ok: true, asid };
+  }
+
+  private registerRegion(vm: number, page: number, npages: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (!this.rangeOwnedBy(NO_VM, page, npages)) return err('EINVAL');
+    this.sevClflushPages(page, npages);
+    for (let p = page; p < page + npages; p++) this.pin(p, vm);
+    sev.nrPages += npages;
+    return OK;
+  }
+
+  private unregisterRegion(vm: number, page: number, npages: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (!this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
+    this.cost.releases++;
+    this.minimum.release(vm);
+    this.writebackForRelease(sev, rangeOf(page, npages));
+    this.release(sev, page, npages);
+    return OK;
+  }
+
+  private guestAccess(vm: number, cpu: number, page: number, line: number, value: number | undefined): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (cpu >= this.config.cpus || line >= this.config.linesPerPage) return err('EINVAL');
+    if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
+    this.preSevRun(sev, cpu);
+    sev.flags |= SEV_VM_RAN;
+    this.minimum.ran(vm, cpu);
+    const a = this.hw.addr(page, line);
+    if (value === undefined) return { ok: true, value: this.hw.read(cpu, a, sev.asid) };
+    this.hw.write(cpu, a, sev.asid, value);
+    this.ghostValue[a] = value;
+    this.ghostWritten.add(a);
+    return OK;
+  }
+
+  private hostAccess(cpu: number, page: number, line: number, value: number | undefined): SevResult {
+    if (cpu >= this.config.cpus || line >= this.config.linesPerPage || page >= this.config.pages) return err('EINVAL');
+    if (this.pageOwner[page] !== NO_VM) return err('EBUSY');
+    const a = this.hw.addr(page, line);
+    if (value === undefined) return { ok: true, value: this.hw.read(cpu, a, 0) };
+    this.hw.write(cpu, a, 0, value);
+    this.ghostValue[a] = value;
+    this.ghostWritten.add(a);
+    return OK;
+  }
+
+  private evict(cpu: number, page: number, line: number, key: number): SevResult {
+    if (cpu >= this.config.cpus || line >= this.config.linesPerPage || page >= this.config.pages || key > this.config.asids) {
+      return err('EINVAL');
+    }
+    this.hw.evict(cpu, this.hw.addr(page, line), key);
+    return OK;
+  }
+
+  private flushEncryptedPage(vm: number, page: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
+    this.cost.releases++;
+    this.sevFlushEncryptedPage(sev, page);
+    this.release(sev, page, 1);
+    return OK;
+  }
+
+  private memoryReclaimed(vm: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    // SNP private memory is not reachable through the hva-based notifiers.
+    if (sev.flags & SEV_VM_SNP) return OK;
+    this.cost.releases++;
+    this.minimum.release(vm);
+    this.writebackForRelease(sev, this.pagesOf(sev));
+    return OK;
+  }
+
+  private gmemInvalidate(vm: number, page: number, npages: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (!(sev.flags & SEV_VM_SNP) || !this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
+    this.cost.releases++;
+    // sev_gmem_invalidate(): clflush_cache_range() of each page; SNP parts are SME_COHERENT.
+    for (let p = page; p < page + npages; p++) this.cost.pageFlushLines += this.hw.clflushPage(p);
+    this.release(sev, page, npages);
+    return OK;
+  }
+
+  private destroyVm(vm: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    this.cost.releases++;
+    this.minimum.release(vm);
+    this.minimum.forget(vm);
+    const pages = this.pagesOf(sev);
+    this.destroyWriteback(sev, pages);
+    for (const p of pages) this.unpin(p);
+    sev.nrPages = 0;
+    // sev_unbind_asid(): DEACTIVATE, then the ASID waits in the reclaim bitmap.
+    this.hw.deactivate();
+    this.reclaimBitmap.set(sev.asid);
+    for (let cpu = 0; cpu < this.config.cpus; cpu++) if (this.loadedVm[cpu] === vm) this.loadedVm[cpu] = NO_VM;
+    this.vms.delete(vm);
+    return OK;
+  }
+
+  apply(op: SevOp): SevResult {
+    return match(op)
+      .with({ op: 'createVm' }, ({ args }) => this.createVm(args.vm, args.type))
+      .with({ op: 'registerRegion' }, ({ args }) => this.registerRegion(args.vm, args.page, args.npages))
+      .with({ op: 'unregisterRegion' }, ({ args }) => this.unregisterRegion(args.vm, args.page, args.npages))
+      .with({ op: 'guestWrite' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, args.value))
+      .with({ op: 'guestRead' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, undefined))
+      .with({ op: 'hostWrite' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, args.value))
+      .with({ op: 'hostRead' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, undefined))
+      .with({ op: 'evict' }, ({ args }) => this.evict(args.cpu, args.page, args.line, args.key))
+      .with({ op: 'flushEncryptedPage' }, ({ args }) => this.flushEncryptedPage(args.vm, args.page))
+      .with({ op: 'memoryReclaimed' }, ({ args }) => this.memoryReclaimed(args.vm))
+      .with({ op: 'gmemInvalidate' }, ({ args }) => this.gmemInvalidate(args.vm, args.page, args.npages))
+      .with({ op: 'destroyVm' }, ({ args }) => this.destroyVm(args.vm))
+      .exhaustive();
+  }
+
+  /** The abstraction function. */
+  view(): SevView {
+    const ids = [...this.vms.keys()].sort((a, b) => a - b);
+    const vms = ids.map((id) => {
+      const s = this.vms.get(id)!;
+      return {
+        vm: id,
+        type: (s.flags & SEV_VM_SNP ? 'snp' : s.flags & SEV_VM_ES ? 'sev-es' : 'sev') as VmType,
+        asid: s.asid,
+        fresh: (s.flags & SEV_VM_RAN) === 0,
+        writebackCpus: s.haveRunCpus.toArray(),
+      };
+    });
+    const asids: SevView['asids'] = [];
+    this.asidBitmap.forEach((a) => {
+      if (a === 0) return;
+      asids.push({ asid: a, state: this.reclaimBitmap.test(a) ? 'reclaim' : 'active', snp: this.asidSnp.test(a) });
+    });
+    const pages = [...this.pinned].sort((a, b) => a - b).map((page) => ({ page, vm: this.pageOwner[page]! }));
+    const written: WrittenViewT[] = [];
+    const L = this.config.linesPerPage;
+    for (const a of [...this.ghostWritten].sort((x, y) => x - y)) {
+      const line = a % L;
+      const page = (a - line) / L;
+      const owner = this.pageOwner[page]!;
+      const key = owner === NO_VM ? 0 : this.vms.get(owner)!.asid;
+      written.push({ page, line, key, value: this.ghostValue[a]!, reads: this.hw.peek(a, key) });
+    }
+    return {
+      vms,
+      asids,
+      pages,
+      guestLines: this.hw.guestLines(),
+      written,
+      firmware: { dfFlushes: this.hw.dfFlushes, lastDfFlushMissingWbinvd: [...this.hw.lastDfFlushMissing] },
+    };
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.cost, minimumCpus: this.minimum.total };
+  }
+}
+
+function rangeOf(page: number, npages: number): number[] {
+  return Array.from({ length: npages }, (_, i) => page + i);
+}
+
+export function createImpl(config: Config): SevCacheImpl {
+  return new SevCacheImpl(config);
+}

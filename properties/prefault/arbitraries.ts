@@ -1,0 +1,179 @@
+/**
+ * fast-check generators for the `prefault` domain. Small configurations
+ * (memslots of a few MiB placed at and around 2 MiB and 1 GiB boundaries)
+ * and traces aimed at the hazards: ranges starting/ending at block and slot
+ * edges, mixed attributes inside a 2 MiB block, two populates in one 2 MiB
+ * block (the GPA1/GPA2 story of seed 003), pre-faults before and after
+ * finalize, signals mid-range, and bad input about one op in ten.
+ */
+import * as fc from 'fast-check';
+import {
+  GFN_LIMIT,
+  PAGES_1G,
+  PAGES_2M,
+  PAGE_SIZE,
+  U64_LIMIT,
+  isConfidential,
+  type LeafSize,
+  type Memslot,
+  type PrefaultConfig,
+  type PrefaultOp,
+  type VmType,
+} from '../../spec/prefault/types';
+
+const slotShape = fc.record({
+  gap: fc.constantFrom(0, 1, 256, 511, 512, 1024),
+  npages: fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(1, 2, 511, 512, 513, 1023, 1024, 1025, 1536, 2048) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 2048 }) },
+  ),
+  backing: fc.constantFrom<LeafSize>('4k', '2m', '2m', '2m', '1g'),
+});
+
+/** A small configuration: 1-3 slots of up to 8 MiB, rarely one real 1 GiB-backed 1 GiB slot. */
+export function config(): fc.Arbitrary<PrefaultConfig> {
+  return fc
+    .record({
+      vmType: fc.constantFrom<VmType>('default', 'sw-protected', 'snp', 'tdx'),
+      privateRoll: fc.integer({ min: 0, max: 99 }),
+      start: fc.constantFrom(0, 1, 512, 1021, 1536, PAGES_1G - 512, PAGES_1G - 1),
+      shapes: fc.array(slotShape, { minLength: 1, maxLength: 3 }),
+      bigSlot: fc.integer({ min: 0, max: 99 }),
+    })
+    .map(({ vmType, privateRoll, start, shapes, bigSlot }) => {
+      const memslots: Memslot[] = [];
+      let base = start;
+      shapes.forEach((s, i) => {
+        base += i === 0 ? 0 : s.gap;
+        memslots.push({ id: i, baseGfn: base, npages: s.npages, backing: s.backing });
+        base += s.npages;
+      });
+      // A 1 GiB-backed 1 GiB slot is costly for the page-by-page model: rare, and only where 1 GiB leaves are allowed.
+      if (bigSlot < 4 && (vmType === 'default' || vmType === 'sw-protected')) {
+        const b = Math.ceil((base + 1) / PAGES_1G) * PAGES_1G;
+        memslots.push({ id: memslots.length, baseGfn: b, npages: PAGES_1G, backing: '1g' });
+      }
+      const privateByDefault =
+        vmType === 'default' ? false : isConfidential(vmType) ? privateRoll < 85 : privateRoll < 50;
+      return { vmType, memslots, privateByDefault };
+    });
+}
+
+/** Gfns worth aiming at: slot edges, 2 MiB/1 GiB boundaries inside and around slots, gaps. */
+export function interestingGfns(c: PrefaultConfig): number[] {
+  const out = new Set<number>();
+  for (const s of c.memslots) {
+    const end = s.baseGfn + s.npages;
+    for (const g of [s.baseGfn, s.baseGfn + 1, end - 1, end, Math.max(0, s.baseGfn - 1)]) out.add(g);
+    const firstBlock = Math.ceil(s.baseGfn / PAGES_2M) * PAGES_2M;
+    for (let b = firstBlock, k = 0; b <= end && k < 4; b += PAGES_2M, k++) {
+      out.add(b);
+      if (b > 0) out.add(b - 1);
+      out.add(b + 1);
+    }
+    const g1 = Math.floor(end / PAGES_1G) * PAGES_1G;
+    if (g1 > s.baseGfn) out.add(g1);
+  }
+  return [...out].filter((g) => g >= 0 && g < GFN_LIMIT).sort((a, b) => a - b);
+}
+
+function slotInterior(c: PrefaultConfig): fc.Arbitrary<number> {
+  return fc
+    .record({ i: fc.integer({ min: 0, max: c.memslots.length - 1 }), off: fc.nat() })
+    .map(({ i, off }) => {
+      const s = c.memslots[i]!;
+      return s.baseGfn + (off % s.npages);
+    });
+}
+
+type Step = PrefaultOp[];
+
+function one(op: PrefaultOp): Step {
+  return [op];
+}
+
+export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[]> {
+  const interesting = interestingGfns(c);
+  const gfn = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...interesting) }, { weight: 2, arbitrary: slotInterior(c) });
+  const npages = fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(1, 2, 3, 256, 511, 512, 513, 1024) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 1100 }) },
+  );
+  const signalAfter = fc.oneof(
+    { weight: 6, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 3 }) },
+  );
+  const pf = (gpa: number, size: number, flags: number, sig: number | undefined): PrefaultOp =>
+    sig === undefined
+      ? { op: 'preFault', args: { gpa, size, flags } }
+      : { op: 'preFault', args: { gpa, size, flags, signalAfter: sig } };
+  const slotIdx = fc.integer({ min: 0, max: c.memslots.length - 1 });
+  const last = c.memslots[c.memslots.length - 1]!;
+  const outside = fc.constantFrom(
+    ...[last.baseGfn + last.npages + 7, GFN_LIMIT - 1, GFN_LIMIT + 5].concat(
+      c.memslots.slice(1).flatMap((s, i) => {
+        const prevEnd = c.memslots[i]!.baseGfn + c.memslots[i]!.npages;
+        return s.baseGfn > prevEnd ? [prevEnd] : [];
+      }),
+      c.memslots[0]!.baseGfn > 0 ? [0] : [],
+    ),
+  );
+
+  const preFaultValid: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 4, arbitrary: fc.tuple(gfn, npages, signalAfter).map(([g, n, sig]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE, 0, sig))) },
+    {
+      // pre_fault_memory_test: the whole slot, and a range running past the slot's end
+      weight: 1,
+      arbitrary: fc.tuple(slotIdx, fc.integer({ min: 0, max: 2 }), signalAfter).map(([i, extra, sig]) => {
+        const s = c.memslots[i]!;
+        return one(pf(s.baseGfn * PAGE_SIZE, (s.npages + extra) * PAGE_SIZE, 0, sig));
+      }),
+    },
+  );
+
+  const preFaultBad: fc.Arbitrary<Step> = fc.oneof(
+    fc.tuple(gfn, npages, fc.integer({ min: 1, max: PAGE_SIZE - 1 })).map(([g, n, d]) => one(pf(g * PAGE_SIZE + d, n * PAGE_SIZE, 0, undefined))),
+    fc.tuple(gfn, npages, fc.integer({ min: 1, max: PAGE_SIZE - 1 })).map(([g, n, d]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE + d, 0, undefined))),
+    gfn.map((g) => one(pf(g * PAGE_SIZE, 0, 0, undefined))),
+    fc.constantFrom(
+      one(pf(U64_LIMIT - PAGE_SIZE, 2 * PAGE_SIZE, 0, undefined)),
+      one(pf(2 ** 63, 2 ** 63, 0, undefined)),
+      one(pf(U64_LIMIT - 2 * PAGE_SIZE, 2 * PAGE_SIZE, 0, undefined)),
+    ),
+    fc.tuple(gfn, npages, fc.integer({ min: 1, max: 8 })).map(([g, n, f]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE, f, undefined))),
+    fc.tuple(outside, npages).map(([g, n]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE, 0, undefined))),
+  );
+
+  const populate: fc.Arbitrary<Step> = fc
+    .tuple(gfn, fc.constantFrom(1, 1, 2, 3, 512, 513))
+    .map(([g, n]) => one({ op: 'populate', args: { gpa: g * PAGE_SIZE, npages: n } }));
+
+  // Seed 003: "populate GPA1 and GPA2 ... within same 2M range", then GPA1 again.
+  const gpa1gpa2: fc.Arbitrary<Step> = fc
+    .tuple(gfn, fc.integer({ min: 0, max: PAGES_2M - 1 }), fc.integer({ min: 0, max: PAGES_2M - 1 }))
+    .map(([g, k1, k2]) => {
+      const b = g - (g % PAGES_2M);
+      const p = (k: number): PrefaultOp => ({ op: 'populate', args: { gpa: (b + k) * PAGE_SIZE, npages: 1 } });
+      return [p(k1), p(k2), p(k1)];
+    });
+
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 6, arbitrary: preFaultValid },
+    { weight: 2, arbitrary: preFaultBad },
+    { weight: 3, arbitrary: populate },
+    { weight: 1, arbitrary: gpa1gpa2 },
+    { weight: 1, arbitrary: fc.constant(one({ op: 'finalize', args: {} })) },
+    { weight: 3, arbitrary: fc.tuple(gfn, fc.boolean()).map(([g, w]) => one({ op: 'guestAccess', args: { gfn: g, write: w } })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(gfn, fc.constantFrom(1, 2, 17, 256, 512, 513), fc.boolean())
+        .map(([g, n, p]) => one({ op: 'setAttributes', args: { gfn: g, npages: n, private: p && c.vmType !== 'default' } })),
+    },
+    { weight: 1, arbitrary: fc.tuple(gfn, npages).map(([g, n]) => one({ op: 'zap', args: { gfn: g, npages: n } })) },
+    { weight: 1, arbitrary: fc.tuple(gfn, npages).map(([g, n]) => one({ op: 'mappings', args: { gfn: g, npages: n } })) },
+    { weight: 1, arbitrary: fc.constant(one({ op: 'measurement', args: {} })) },
+  );
+
+  return fc.array(step, { maxLength: Math.max(0, maxOps), size: 'max' }).map((steps) => steps.flat().slice(0, maxOps));
+}

@@ -1,0 +1,128 @@
+/**
+ * Known-bug mutants of the `prefault` implementation: each is the optimized
+ * MMU with one defect put back, a small override of one protected step.
+ */
+import type { Mutant } from '../../harness/domain';
+import { PrefaultMmu, type SlotState } from '../../impl/prefault/mmu';
+import { PAGES_2M, PAGES_OF_LEVEL, type PrefaultConfig, type PrefaultOp, type PrefaultResult, type View } from '../../spec/prefault/types';
+
+type PrefaultMutant = Mutant<PrefaultConfig, PrefaultOp, PrefaultResult, View>;
+
+/**
+ * The RFC's level rule for the initial image: "IS_ALIGNED(base_gfn, 2M) &&
+ * nr_pages >= 512 -> max_level = 2M", evaluated once for the whole request
+ * and used for every page of it, on a confidential VM before finalize. With
+ * 513 pages from an aligned base the second page-fault maps a 2 MiB leaf over
+ * 511 pages nobody asked for: the GPA1/GPA2 hazard of seed 003.
+ */
+class RfcLevelBeforeFinalize extends PrefaultMmu {
+  protected override populateLevel(s: SlotState, gfn: number, first: number, npages: number): number {
+    if (first % PAGES_2M !== 0 || npages < PAGES_2M || this.vmMaxLevel < 2 || s.backingLevel < 2) return 1;
+    const start = gfn - (gfn % PAGES_2M);
+    return this.blockFitsSlot(s, start, start + PAGES_2M) && this.attrsUniform(s, start, start + PAGES_2M) ? 2 : 1;
+  }
+}
+
+/** The level check forgets the memslot bounds: a huge leaf may cross the slot's edge (into a gap or the next slot). */
+class HugeLeafCrossesSlot extends PrefaultMmu {
+  protected override blockFitsSlot(): boolean {
+    return true;
+  }
+}
+
+/** The level check looks only at the faulting page's attribute: one huge leaf over mixed private/shared pages. */
+class MixedAttrsHugeLeaf extends PrefaultMmu {
+  protected override attrsUniform(): boolean {
+    return true;
+  }
+}
+
+/** populate does not notice a page that was already added: it is measured again (seed 003: "it's one time operation"). */
+class PopulateRemeasures extends PrefaultMmu {
+  protected override isAdded(): boolean {
+    return false;
+  }
+}
+
+/** Progress counts the whole huge leaf, not min(size, leafEnd - gpa): bytes outside the request are reported as done. */
+class ProgressWholeLeaf extends PrefaultMmu {
+  protected override chunkAdvance(gpa: number, _size: number, leafEnd: number): number {
+    return leafEnd - gpa;
+  }
+}
+
+/** pre_fault_allowed true from the start for SNP/TDX: pre-faulting before finalize maps pages that were never added. */
+class PrefaultBeforeFinalize extends PrefaultMmu {
+  protected override prefaultAllowed(): boolean {
+    return true;
+  }
+}
+
+/** A pre-fault over an existing huge leaf splits it: the leaf is zapped and only the 4 KiB page at gpa is mapped again. */
+class PrefaultSplitsHuge extends PrefaultMmu {
+  protected override mapFault(s: SlotState, gfn: number): number {
+    const cur = this.lookup(gfn);
+    if (cur > 1) {
+      const n = PAGES_OF_LEVEL[cur]!;
+      const start = gfn - (gfn % n);
+      this.zapRange(start, start + n);
+      this.installLeaf(gfn, 1, this.isPrivate(s, gfn));
+      return 1;
+    }
+    return super.mapFault(s, gfn);
+  }
+}
+
+const SEED = 'seed 003_af5d94ca23cb5f06.txt';
+
+export const MUTANTS: readonly PrefaultMutant[] = [
+  {
+    id: 'rfc-level-before-finalize',
+    title: "populate on a confidential VM before finalize picks the level with the RFC's alignment-and-size rule (2 MiB if the request is 2 MiB-aligned and at least 512 pages)",
+    source: `${SEED}: the quoted RFC hunk "IS_ALIGNED(mapping->base_gfn, ...) && mapping->nr_pages >= ... max_level = PG_LEVEL_2M" and Yamahata's reply "We'd like to map exact gpa range for SNP or TDX case".`,
+    expectedToViolate: ['exact-range'],
+    create: (c) => new RfcLevelBeforeFinalize(c),
+  },
+  {
+    id: 'huge-leaf-crosses-slot',
+    title: 'the level choice ignores memslot bounds, so a huge leaf crosses the slot edge',
+    source: `${SEED}: the RFC level choice "IS_ALIGNED(base_gfn, ...)" checks alignment only; upstream kvm_mmu_max_mapping_level bounds the level by the memslot (lpage_info disallow at slot edges).`,
+    expectedToViolate: ['leaf-sound'],
+    create: (c) => new HugeLeafCrossesSlot(c),
+  },
+  {
+    id: 'mixed-attrs-huge-leaf',
+    title: 'the level choice checks the attribute of the faulting page only, so one huge leaf covers private and shared pages',
+    source: `${SEED}: the gmem_max_level hook (v11 30/35 "Add gmem hook for determining max NPT mapping level"); upstream KVM_LPAGE_MIXED_FLAG in hugepage_has_attrs().`,
+    expectedToViolate: ['leaf-sound'],
+    create: (c) => new MixedAttrsHugeLeaf(c),
+  },
+  {
+    id: 'populate-remeasures',
+    title: 'populate re-adds and re-measures a page that was already added instead of failing with EEXIST',
+    source: `${SEED}: "map page to GPA, it's one time operation. It updates measurement" and "the following mapping of GPA2 fails".`,
+    expectedToViolate: ['measure-once'],
+    create: (c) => new PopulateRemeasures(c),
+  },
+  {
+    id: 'progress-whole-leaf',
+    title: 'preFault advances by the whole huge leaf (leafEnd - gpa) instead of min(size, leafEnd - gpa)',
+    source: `${SEED}: Matlack "Is there a requirement that KVM must not map memory outside of the requested region?"; upstream kvm_arch_vcpu_pre_fault_memory "return min(range->size, end - range->gpa)".`,
+    expectedToViolate: ['progress-exact'],
+    create: (c) => new ProgressWholeLeaf(c),
+  },
+  {
+    id: 'prefault-before-finalize',
+    title: 'preFault is allowed on SNP/TDX before finalize',
+    source: `${SEED}: "It's user space VMM responsibility to map GPA range only once at most for SNP or TDX"; upstream commit "KVM: x86: Disallow KVM_PRE_FAULT_MEMORY before finalize" (pre_fault_allowed) and api.rst 4.143.`,
+    expectedToViolate: ['exact-range', 'progress-exact'],
+    create: (c) => new PrefaultBeforeFinalize(c),
+  },
+  {
+    id: 'prefault-splits-huge',
+    title: 'pre-faulting a page under an existing huge leaf zaps the huge leaf and maps only that 4 KiB page',
+    source: `${SEED}: "KVM_MAP_MEMORY on already mapped area potentially with large page: It succeeds ... It doesn't care whether the GPA is backed by large page or not."`,
+    expectedToViolate: ['idempotent'],
+    create: (c) => new PrefaultSplitsHuge(c),
+  },
+];
