@@ -5,10 +5,14 @@
  */
 import type { SomeDomain } from '../harness/domain';
 import { prefault } from './prefault';
+import { sevCache } from './sev-cache';
+import { stage2Dirty } from './stage2-dirty';
 
 export const DOMAINS: readonly SomeDomain[] = [
   // one line per domain, e.g.: shadowPt,
   prefault,
+  sevCache,
+  stage2Dirty,
 ];
 
 export function findDomain(id: string): SomeDomain | undefined {

@@ -15,9 +15,12 @@ import {
   opArgs,
   type PrefaultConfig,
   type PrefaultOp,
+  mergeScopes,
   type PrefaultResult,
+  type Scope,
   type View,
 } from '../spec/prefault/types';
+import { viewsAgree } from '../spec/prefault/agree';
 import { createModel } from '../model/prefault/model';
 import { createImpl } from '../impl/prefault/mmu';
 import { MUTANTS } from '../properties/prefault/mutants';
@@ -73,7 +76,7 @@ function alphabet(_c: PrefaultConfig): readonly PrefaultOp[] {
   ];
 }
 
-export const prefaultDomain: Domain<PrefaultConfig, PrefaultOp, PrefaultResult, View> = {
+export const prefaultDomain: Domain<PrefaultConfig, PrefaultOp, PrefaultResult, View, Scope> = {
   id: 'prefault',
   title: 'Pre-populating guest mappings, exact ranges for SNP/TDX',
   summary:
@@ -90,6 +93,8 @@ export const prefaultDomain: Domain<PrefaultConfig, PrefaultOp, PrefaultResult, 
   createModel,
   createImpl,
   mutants: MUTANTS,
+  viewsAgree,
+  mergeScopes,
   arbitraries: { config: arb.config, ops: arb.ops },
   budget: { runs: 300, maxOps: 40 },
   mutantBudget: { runs: 400, maxOps: 40 },

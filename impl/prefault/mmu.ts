@@ -27,6 +27,8 @@ import {
   SIZE_OF_LEVEL,
   VM_MAX_LEVEL,
   isConfidential,
+  firstLeafEndingAfter,
+  maxLeafLevel,
   preFaultArgsValid,
   reachOf,
   type AttrRun,
@@ -37,6 +39,7 @@ import {
   type PrefaultConfig,
   type PrefaultOp,
   type PrefaultResult,
+  type Scope,
   type View,
 } from '../../spec/prefault/types';
 
@@ -76,7 +79,7 @@ interface SlotState {
   addedBits: Uint32Array | null;
 }
 
-export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
+export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Scope> {
   protected finalized = false;
   protected readonly vmMaxLevel: number;
   protected readonly confidential: boolean;
@@ -91,7 +94,11 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
 
   protected readonly measured: number[] = [];
   private last: LastOp | null = null;
-  private leafCache: Leaf[] | null = [];
+  /** The live View's leaves, patched from the table over the dirty range when asked for. */
+  private liveLeaves: Leaf[] = [];
+  private dirtyStart = Infinity;
+  private dirtyEnd = -Infinity;
+  private readonly reachLevel: number;
   private attrCache: AttrRun[] | null = null;
   private measurementCache: number[] | null = [];
 
@@ -100,6 +107,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
   constructor(protected readonly config: PrefaultConfig) {
     this.vmMaxLevel = VM_MAX_LEVEL[config.vmType];
     this.confidential = isConfidential(config.vmType);
+    this.reachLevel = maxLeafLevel(config);
     this.slots = config.memslots.map((s) => ({
       slot: s,
       base: s.baseGfn,
@@ -169,7 +177,12 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
     }
     this.nrPresent[table] = 0;
     this.freeTables.push(table);
-    this.leafCache = null;
+  }
+
+  /** Record that leaves in [start, end) may have changed (for the live View and the invariants' scope). */
+  protected touch(start: number, end: number): void {
+    if (start < this.dirtyStart) this.dirtyStart = start;
+    if (end > this.dirtyEnd) this.dirtyEnd = end;
   }
 
   /** Level of the leaf mapping gfn (0 if unmapped); the SPTE is left in `lastSpte`. */
@@ -208,7 +221,8 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
     this.setSpte(table, i, SPTE_PRESENT | SPTE_LAST | (isPrivate ? SPTE_PRIVATE : 0));
     this.stats.leavesInstalled++;
     this.stats.pagesCovered += PAGES_OF_LEVEL[level]!;
-    this.leafCache = null;
+    const n = PAGES_OF_LEVEL[level]!;
+    this.touch(gfn - (gfn % n), gfn - (gfn % n) + n);
   }
 
   /** Zap every leaf touching [start, end) under `table` (which maps from `base` at `level`). Returns whether the table is now empty. */
@@ -221,7 +235,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
       if ((spte & SPTE_PRESENT) === 0) continue;
       if ((spte & SPTE_LAST) !== 0) {
         this.clearSpte(table, i);
-        this.leafCache = null;
+        this.touch(base + i * span, base + (i + 1) * span);
       } else {
         const child = spte >>> SPTE_CHILD_SHIFT;
         if (this.zapTable(child, level - 1, base + i * span, start, end)) {
@@ -469,7 +483,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
       .with({ op: 'preFault' }, ({ args }) => {
         const { gpa, size, flags } = args;
         const signalAfter = args.signalAfter ?? null;
-        const before = preFaultArgsValid(gpa, size, flags) ? this.leavesIn(...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE)) : [];
+        const before = preFaultArgsValid(gpa, size, flags) ? this.leavesIn(...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
         const r = this.preFault(gpa, size, flags, signalAfter);
         ghost({ request: { gpa, size, flags, signalAfter }, result: { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size }, before });
         return r;
@@ -486,7 +500,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
       })
       .with({ op: 'guestAccess' }, ({ args }) => {
         const { gfn } = args;
-        ghost({ gfn, before: this.leavesIn(...reachOf(gfn, 1)) });
+        ghost({ gfn, before: this.leavesIn(...reachOf(gfn, 1, this.reachLevel)) });
         if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
         const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
         if (s === undefined) return { ok: false, error: 'MMIO' };
@@ -504,6 +518,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
           const b = Math.min(gfn + npages, s.end);
           if (a < b) this.setAttrRange(s, a, b, args.private);
         }
+        this.touch(gfn, gfn + npages);
         // kvm_arch_pre_set_memory_attributes: unmap the range; a huge leaf partly inside goes whole.
         this.zapRange(gfn, gfn + npages);
         return { ok: true };
@@ -528,8 +543,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
 
   // -- abstraction function ------------------------------------------------
 
-  view(): View {
-    if (this.leafCache === null) this.leafCache = this.leavesIn(0, GFN_LIMIT);
+  private attributes(): AttrRun[] {
     if (this.attrCache === null) {
       const runs: AttrRun[] = [];
       for (const s of this.slots) {
@@ -541,8 +555,45 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View> {
       }
       this.attrCache = runs;
     }
-    if (this.measurementCache === null) this.measurementCache = [...this.measured];
-    return { finalized: this.finalized, leaves: this.leafCache, attributes: this.attrCache, measurement: this.measurementCache, last: this.last };
+    return this.attrCache;
+  }
+
+  /** The abstraction function from scratch: walk the whole table. */
+  view(): View {
+    return {
+      finalized: this.finalized,
+      leaves: this.leavesIn(0, GFN_LIMIT),
+      attributes: this.attributes(),
+      measurement: [...this.measured],
+      last: this.last,
+    };
+  }
+
+  /**
+   * The live View: the cached leaf list with the dirty range re-read from the
+   * table (cost proportional to the leaves changed), and that range as scope.
+   */
+  liveView(): { view: View; scope: Scope } {
+    let scope: Scope = { start: 0, end: 0 };
+    if (this.dirtyStart < this.dirtyEnd) {
+      const start = Math.max(0, this.dirtyStart);
+      const end = Math.min(GFN_LIMIT, this.dirtyEnd);
+      scope = { start, end };
+      const live = this.liveLeaves;
+      const i = firstLeafEndingAfter(live, start);
+      let j = i;
+      while (j < live.length && live[j]!.gfn < end) j++;
+      const fresh = this.leavesIn(start, end);
+      if (j - i === 1 && fresh.length === 1) live[i] = fresh[0]!;
+      else live.splice(i, j - i, ...fresh);
+      this.dirtyStart = Infinity;
+      this.dirtyEnd = -Infinity;
+    }
+    this.measurementCache ??= [...this.measured];
+    return {
+      view: { finalized: this.finalized, leaves: this.liveLeaves, attributes: this.attributes(), measurement: this.measurementCache, last: this.last },
+      scope,
+    };
   }
 
   counters(): Readonly<Record<string, number>> {

@@ -22,7 +22,6 @@
  * The steps a known bug changes are protected methods, so that a mutant is
  * a small subclass (properties/stage2-dirty/mutants.ts).
  */
-import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import { blockEligible, clearRangeValid, hostBases } from '../../spec/stage2-dirty/config';
 import {
@@ -74,7 +73,7 @@ export const KVM_S2_FLAG_LOGGING_ACTIVE = 1 << 1;
 const ROOT = 0;
 
 /** Host memory is allocated in chunks of frames, on first write (like a sparse memmap). */
-const MEM_CHUNK = 1 << 14;
+const MEM_CHUNK = 1 << 10;
 
 /** A memslot as the MMU code sees it. */
 export interface KvmMemslot {
@@ -159,17 +158,31 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
   }
 
   apply(op: Op): Result {
-    return match(op)
-      .with({ op: 'guestRead' }, ({ args }) => this.guestAccess(args.gfn, false, 0))
-      .with({ op: 'guestWrite' }, ({ args }) => this.guestAccess(args.gfn, true, args.value ?? 0))
-      .with({ op: 'enableDirtyLog' }, ({ args }) => this.enableDirtyLog(args.slot))
-      .with({ op: 'disableDirtyLog' }, ({ args }) => this.disableDirtyLog(args.slot))
-      .with({ op: 'getDirtyLog' }, ({ args }) => this.getDirtyLog(args.slot))
-      .with({ op: 'clearDirtyLog' }, ({ args }) => this.clearDirtyLog(args.slot, args.first, args.num))
-      .with({ op: 'unmapRange' }, ({ args }) => this.unmapRange(args.gfn, args.npages))
-      .with({ op: 'tlbEvict' }, ({ args }) => this.tlbEvict(args.gfn))
-      .with({ op: 'mappingOf' }, ({ args }) => this.mappingOf(args.gfn))
-      .exhaustive();
+    // A plain switch (the model uses ts-pattern): this is the hot path of the lockstep run.
+    switch (op.op) {
+      case 'guestRead':
+        return this.guestAccess(op.args.gfn, false, 0);
+      case 'guestWrite':
+        return this.guestAccess(op.args.gfn, true, op.args.value ?? 0);
+      case 'enableDirtyLog':
+        return this.enableDirtyLog(op.args.slot);
+      case 'disableDirtyLog':
+        return this.disableDirtyLog(op.args.slot);
+      case 'getDirtyLog':
+        return this.getDirtyLog(op.args.slot);
+      case 'clearDirtyLog':
+        return this.clearDirtyLog(op.args.slot, op.args.first, op.args.num);
+      case 'unmapRange':
+        return this.unmapRange(op.args.gfn, op.args.npages);
+      case 'tlbEvict':
+        return this.tlbEvict(op.args.gfn);
+      case 'mappingOf':
+        return this.mappingOf(op.args.gfn);
+      default: {
+        const never: never = op;
+        return never;
+      }
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -468,7 +481,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
    * stage2_set_pmd_huge: install a block at level 2. If the entry holds a
    * page table (the slot was logged, its block dissolved, and logging has
    * stopped), the table is unmapped first: its pages cleared and flushed,
-   * the table freed, the level-2 count dropped (upstream fix "KVM:
+   * the table freed, the level-2 count dropped (upstream 3c3736cd32bf "KVM:
    * arm/arm64: Fix handling of stage2 huge mappings", which names the leak
    * and the stale TLB entries this path had).
    */

@@ -16,7 +16,9 @@ import {
   SIZE_OF_LEVEL,
   VM_MAX_LEVEL,
   isConfidential,
+  firstLeafEndingAfter,
   leavesIn,
+  maxLeafLevel,
   pagesOf,
   preFaultArgsValid,
   reachOf,
@@ -28,6 +30,7 @@ import {
   type PrefaultConfig,
   type PrefaultOp,
   type PrefaultResult,
+  type Scope,
   type View,
 } from '../../spec/prefault/types';
 
@@ -60,7 +63,7 @@ class PageMap {
   }
 }
 
-export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
+export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, Scope> {
   private finalized = false;
   private readonly pages = new PageMap();
   /** Attribute of pages whose attribute differs from `privateByDefault`. */
@@ -68,12 +71,29 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
   private readonly added = new Set<number>();
   private measured: number[] = [];
   private last: LastOp | null = null;
-  private leafCache: Leaf[] | null = [];
+  /**
+   * The leaves in gfn order, kept up to date by install/zap (the live View);
+   * `view()` recomputes them from the page map instead, so the harness can
+   * compare the two.
+   */
+  private readonly leafList: Leaf[] = [];
   private attrCache: AttrRun[] | null = null;
+  private measurementCopy: number[] | null = [];
+  /** The gfn range changed since the last liveView(). */
+  private dirtyStart = Infinity;
+  private dirtyEnd = -Infinity;
+  private readonly reachLevel: number;
   private leavesInstalled = 0;
   private pageSteps = 0;
 
-  constructor(private readonly config: PrefaultConfig) {}
+  constructor(private readonly config: PrefaultConfig) {
+    this.reachLevel = maxLeafLevel(config);
+  }
+
+  private touch(start: number, end: number): void {
+    this.dirtyStart = Math.min(this.dirtyStart, start);
+    this.dirtyEnd = Math.max(this.dirtyEnd, end);
+  }
 
   // -- rules, page by page -------------------------------------------------
 
@@ -94,10 +114,17 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
       if (level > LEVEL_OF[slot.backing]) continue;
       const n = PAGES_OF_LEVEL[level]!;
       const start = Math.floor(gfn / n) * n;
+      // Every page of the block must be in gfn's memslot ...
+      const slotEnd = slot.baseGfn + slot.npages;
       let ok = true;
       for (let p = start; p < start + n && ok; p++) {
         this.pageSteps++;
-        ok = slotOf(this.config, p) === slot && this.isPrivate(p) === priv;
+        ok = p >= slot.baseGfn && p < slotEnd;
+      }
+      // ... and have gfn's attribute.
+      for (let p = start; p < start + n && ok; p++) {
+        this.pageSteps++;
+        ok = this.isPrivate(p) === priv;
       }
       if (ok) return level;
     }
@@ -112,8 +139,13 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
       this.pageSteps++;
       this.pages.set(p, leaf);
     }
+    // The leaves it replaces all lie inside the new one.
+    const i = firstLeafEndingAfter(this.leafList, start);
+    let j = i;
+    while (j < this.leafList.length && this.leafList[j]!.gfn < start + n) j++;
+    this.leafList.splice(i, j - i, leaf);
+    this.touch(start, start + n);
     this.leavesInstalled++;
-    this.leafCache = null;
   }
 
   /** A fault at a page of a memslot: keep the leaf if it already has the chosen level, else map the chosen block. */
@@ -125,19 +157,21 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
   }
 
   private zapRange(gfn: number, npages: number): void {
-    const victims = leavesIn(this.leaves(), gfn, gfn + npages);
-    for (const l of victims) {
+    const i = firstLeafEndingAfter(this.leafList, gfn);
+    let j = i;
+    while (j < this.leafList.length && this.leafList[j]!.gfn < gfn + npages) j++;
+    for (const l of this.leafList.slice(i, j)) {
       for (let p = l.gfn; p < l.gfn + pagesOf(l.size); p++) {
         this.pageSteps++;
         this.pages.set(p, undefined);
       }
+      this.touch(l.gfn, l.gfn + pagesOf(l.size));
     }
-    if (victims.length > 0) this.leafCache = null;
+    this.leafList.splice(i, j - i);
   }
 
   private leaves(): Leaf[] {
-    if (this.leafCache === null) this.leafCache = this.pages.leaves();
-    return this.leafCache;
+    return this.leafList;
   }
 
   private rangeBad(gfn: number, npages: number): boolean {
@@ -155,7 +189,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
       .with({ op: 'preFault' }, ({ args }) => {
         const { gpa, size, flags } = args;
         const signalAfter = args.signalAfter ?? null;
-        const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE)) : [];
+        const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
         const r = this.preFault(gpa, size, flags, signalAfter);
         const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
         ghost({ request: { gpa, size, flags, signalAfter }, result, before });
@@ -173,7 +207,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
       })
       .with({ op: 'guestAccess' }, ({ args }) => {
         const { gfn } = args;
-        ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1)) });
+        ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1, this.reachLevel)) });
         if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
         if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
         if (this.pages.get(gfn) === undefined) this.fault(gfn);
@@ -193,6 +227,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
           }
         }
         this.attrCache = null;
+        this.touch(gfn, gfn + npages);
         this.zapRange(gfn, npages);
         return { ok: true };
       })
@@ -255,6 +290,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
       if (!this.isPrivate(g)) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
       this.added.add(g);
       this.measured.push(g);
+      this.measurementCopy = null;
       this.install(g, 1);
     }
     return { ok: true };
@@ -292,13 +328,26 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View> {
     return runs;
   }
 
+  /** The abstraction from scratch: leaves read off the page map. */
   view(): View {
     return {
       finalized: this.finalized,
-      leaves: this.leaves(),
+      leaves: this.pages.leaves(),
       attributes: this.attributes(),
       measurement: [...this.measured],
       last: this.last,
+    };
+  }
+
+  /** The live View (valid until the next apply) and the gfn range changed since the previous call. */
+  liveView(): { view: View; scope: Scope } {
+    this.measurementCopy ??= [...this.measured];
+    const scope = this.dirtyStart < this.dirtyEnd ? { start: this.dirtyStart, end: this.dirtyEnd } : { start: 0, end: 0 };
+    this.dirtyStart = Infinity;
+    this.dirtyEnd = -Infinity;
+    return {
+      view: { finalized: this.finalized, leaves: this.leafList, attributes: this.attributes(), measurement: this.measurementCopy, last: this.last },
+      scope,
     };
   }
 

@@ -4,9 +4,9 @@
  */
 import type { Mutant } from '../../harness/domain';
 import { PrefaultMmu, type SlotState } from '../../impl/prefault/mmu';
-import { PAGES_2M, PAGES_OF_LEVEL, type PrefaultConfig, type PrefaultOp, type PrefaultResult, type View } from '../../spec/prefault/types';
+import { PAGES_2M, PAGES_OF_LEVEL, type PrefaultConfig, type PrefaultOp, type PrefaultResult, type Scope, type View } from '../../spec/prefault/types';
 
-type PrefaultMutant = Mutant<PrefaultConfig, PrefaultOp, PrefaultResult, View>;
+type PrefaultMutant = Mutant<PrefaultConfig, PrefaultOp, PrefaultResult, View, Scope>;
 
 /**
  * The RFC's level rule for the initial image: "IS_ALIGNED(base_gfn, 2M) &&

@@ -147,7 +147,17 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
   for (const i of intents) {
     const ids = liveIds();
     let kind = i.kind;
-    if (ids.length === 0 && kind !== 'hostWrite' && kind !== 'hostRead' && kind !== 'evict' && !i.bad) kind = 'create';
+    if (!i.bad) {
+      // Valid intents whose prerequisites are missing become the prerequisite.
+      const needsPages = kind === 'guestWrite' || kind === 'guestRead' || kind === 'unregister' || kind === 'flushPage' || kind === 'gmem';
+      if (kind === 'gmem' && !withPages().some((id) => vms.get(id)!.type === 'snp')) kind = c.smeCoherent ? 'register' : 'unregister';
+      if (needsPages && withPages().length === 0) kind = 'register';
+      if (kind === 'register' && freePages().length === 0) kind = 'unregister';
+      if ((kind === 'register' || kind === 'reclaim' || kind === 'destroy' || kind === 'unregister') && ids.length === 0) kind = 'create';
+      if (kind === 'unregister' && withPages().length === 0) kind = 'hostWrite';
+      // All ASIDs taken: destroy one so that the next create recycles.
+      if (kind === 'create' && vms.size >= Math.min(c.asids, MAX_VM_ID)) kind = ids.length > 0 ? 'destroy' : 'hostWrite';
+    }
     switch (kind) {
       case 'create':
         out.push(createVm(i));
@@ -271,7 +281,7 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
 }
 
 export function ops(c: Config, maxOps: number): fc.Arbitrary<SevOp[]> {
-  return fc.array(intent(), { maxLength: maxOps }).map((xs) => resolve(c, xs));
+  return fc.array(intent(), { maxLength: maxOps, size: 'max' }).map((xs) => resolve(c, xs));
 }
 
 export const arbitraries = { config, ops };

@@ -16,7 +16,9 @@ import {
   findLeaf,
   hex,
   isConfidential,
+  firstLeafEndingAfter,
   leavesIn,
+  maxLeafLevel,
   pagesOf,
   preFaultArgsValid,
   reachOf,
@@ -24,11 +26,26 @@ import {
   type GhostResult,
   type Leaf,
   type PrefaultConfig,
+  type Scope,
   type View,
 } from './types';
 
 const SEED = 'seed 003_af5d94ca23cb5f06.txt';
 const API = 'Documentation/virt/kvm/api.rst, 4.143 KVM_PRE_FAULT_MEMORY';
+
+/**
+ * The leaves a scoped check looks at: those overlapping the scope, plus one
+ * neighbour on each side (for the pairwise `no-alias` check); all leaves
+ * without a scope.
+ */
+function scoped(leaves: readonly Leaf[], scope: Scope | undefined, pad = 0): readonly Leaf[] {
+  if (scope === undefined) return leaves;
+  if (scope.start >= scope.end) return [];
+  const from = Math.max(0, firstLeafEndingAfter(leaves, scope.start) - pad);
+  let to = from;
+  while (to < leaves.length && leaves[to]!.gfn < scope.end) to++;
+  return leaves.slice(from, Math.min(leaves.length, to + pad));
+}
 
 function leafName(l: Leaf): string {
   return `${l.size} leaf at gfn ${hex(l.gfn)}`;
@@ -50,18 +67,19 @@ function findRun(runs: readonly AttrRun[], gfn: number): number {
 
 // ---------------------------------------------------------------------------
 
-export const exactRange: Invariant<PrefaultConfig, View> = {
+export const exactRange: Invariant<PrefaultConfig, View, Scope> = {
   id: 'exact-range',
   title: 'Exact-range mapping for SNP/TDX before finalize',
   statement:
     "Before a confidential VM (SNP, TDX) is finalized, its mappings are exactly the pages added by populate, each a 4 KiB leaf: nothing outside the requested ranges is mapped, and every page a populate call just added is mapped.",
   source: `${SEED}: "We'd like to map exact gpa range for SNP or TDX case. We don't want to map zero at around range" (the GPA1/GPA2 paragraph); ${API}: pre-faulting confidential VMs only after they are 'finalized'.`,
-  check(view, config) {
+  check(view, config, scope) {
     if (!isConfidential(config.vmType) || view.finalized) return null;
-    const added = new Set(view.measurement);
-    for (const l of view.leaves) {
+    const leaves = scoped(view.leaves, scope);
+    const added = leaves.length > 0 ? new Set(view.measurement) : null;
+    for (const l of leaves) {
       if (l.size !== '4k') return `the ${leafName(l)} is mapped before finalize, where only 4k leaves of added pages may be.`;
-      if (!added.has(l.gfn)) return `gfn ${hex(l.gfn)} is mapped before finalize but was never added by populate.`;
+      if (!added!.has(l.gfn)) return `gfn ${hex(l.gfn)} is mapped before finalize but was never added by populate.`;
     }
     const last = view.last;
     if (last !== null && last.op === 'populate') {
@@ -79,19 +97,24 @@ export const exactRange: Invariant<PrefaultConfig, View> = {
 
 // ---------------------------------------------------------------------------
 
-export const measureOnce: Invariant<PrefaultConfig, View> = {
+export const measureOnce: Invariant<PrefaultConfig, View, Scope> = {
   id: 'measure-once',
   title: 'Every page is measured at most once, in populate order',
   statement:
     'Each page appears in the launch measurement at most once, and only populate extends it, with the pages of the call in ascending order from its first page; preFault, guest faults and repeated calls never measure.',
   source: `${SEED}: "For SNP or TDX, we map page to GPA, it's one time operation. It updates measurement." and "the following mapping of GPA2 fails"; commit 9aed7a6c0b59 (api.rst): KVM_PRE_FAULT_MEMORY performs no CoCo operation (no TDH.MEM.PAGE.ADD / TDH.MR.EXTEND).`,
-  check(view) {
-    const seen = new Set<number>();
-    for (const g of view.measurement) {
-      if (seen.has(g)) return `gfn ${hex(g)} is measured twice.`;
-      seen.add(g);
-    }
+  check(view, _config, scope) {
     const last = view.last;
+    // With a scope only the pages this op measured can be new duplicates.
+    const from = scope !== undefined && last !== null ? Math.min(last.measuredBefore, view.measurement.length) : 0;
+    if (from < view.measurement.length) {
+      const seen = new Set<number>();
+      for (let i = 0; i < view.measurement.length; i++) {
+        const g = view.measurement[i]!;
+        if (seen.has(g) && i >= from) return `gfn ${hex(g)} is measured twice.`;
+        seen.add(g);
+      }
+    }
     if (last === null) return null;
     if (view.measurement.length < last.measuredBefore) return `${last.op} removed pages from the measurement.`;
     if (last.op !== 'populate') {
@@ -115,15 +138,15 @@ export const measureOnce: Invariant<PrefaultConfig, View> = {
 
 // ---------------------------------------------------------------------------
 
-export const leafSound: Invariant<PrefaultConfig, View> = {
+export const leafSound: Invariant<PrefaultConfig, View, Scope> = {
   id: 'leaf-sound',
   title: 'Every leaf obeys the leaf-choice rule',
   statement:
     'Every leaf of level L is L-aligned, lies inside one memslot, is no larger than that slot’s host backing page, covers pages of one private/shared attribute (the one it maps), and is no larger than the VM type allows (SNP 2 MiB, TDX 4 KiB).',
   source: `${SEED}: the RFC's IS_ALIGNED(base_gfn, KVM_PAGES_PER_HPAGE(level)) level choice and the gmem_max_level hook ("TDX allows only 4KB mapping"); upstream kvm_mmu_max_mapping_level / kvm_max_private_mapping_level.`,
-  check(view, config) {
+  check(view, config, scope) {
     const vmMax = VM_MAX_LEVEL[config.vmType];
-    for (const l of view.leaves) {
+    for (const l of scoped(view.leaves, scope)) {
       const n = pagesOf(l.size);
       const end = l.gfn + n;
       if (l.gfn % n !== 0) return `the ${leafName(l)} is not ${l.size}-aligned.`;
@@ -149,8 +172,8 @@ export const leafSound: Invariant<PrefaultConfig, View> = {
     }
     return null;
   },
-  exercised(view) {
-    return view.leaves.length > 0;
+  exercised(view, _config, scope) {
+    return scoped(view.leaves, scope).length > 0;
   },
 };
 
@@ -180,7 +203,7 @@ export function expectedPreFault(view: View, config: PrefaultConfig): { result: 
   return { result: { ok: true, error: null, gpa: g, size: end - g }, chunks };
 }
 
-export const progressExact: Invariant<PrefaultConfig, View> = {
+export const progressExact: Invariant<PrefaultConfig, View, Scope> = {
   id: 'progress-exact',
   title: 'preFault reports exactly the range it processed',
   statement:
@@ -220,7 +243,7 @@ export const progressExact: Invariant<PrefaultConfig, View> = {
 
 // ---------------------------------------------------------------------------
 
-export const idempotent: Invariant<PrefaultConfig, View> = {
+export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
   id: 'idempotent',
   title: 'Pre-faulting mapped memory changes nothing it should not',
   statement:
@@ -239,7 +262,7 @@ export const idempotent: Invariant<PrefaultConfig, View> = {
       if (a.private !== b.private) return `${last.op} changed gfn ${hex(b.gfn)} from ${b.private ? 'private' : 'shared'} to ${a.private ? 'private' : 'shared'} memory.`;
     }
     if (last.op === 'guestAccess' && last.gfn !== null && findLeaf(last.before, last.gfn) >= 0) {
-      const [s, e] = reachOf(last.gfn, 1);
+      const [s, e] = reachOf(last.gfn, 1, maxLeafLevel(config));
       const after = leavesIn(view.leaves, s, e);
       const same =
         after.length === last.before.length &&
@@ -271,26 +294,27 @@ export const idempotent: Invariant<PrefaultConfig, View> = {
 
 // ---------------------------------------------------------------------------
 
-export const noAlias: Invariant<PrefaultConfig, View> = {
+export const noAlias: Invariant<PrefaultConfig, View, Scope> = {
   id: 'no-alias',
   title: 'No two leaves overlap',
   statement: 'The leaves, in gfn order, are disjoint: a huge leaf that replaced smaller ones left none of them behind.',
   source: `${SEED}: "what if the requested region is already mapped with a larger page?" (Matlack); a TDP entry is either a leaf or points to a lower table, never both.`,
-  check(view) {
-    for (let i = 1; i < view.leaves.length; i++) {
-      const p = view.leaves[i - 1]!;
-      const l = view.leaves[i]!;
+  check(view, _config, scope) {
+    const leaves = scoped(view.leaves, scope, 1);
+    for (let i = 1; i < leaves.length; i++) {
+      const p = leaves[i - 1]!;
+      const l = leaves[i]!;
       if (l.gfn < p.gfn) return `the ${leafName(l)} is listed after the ${leafName(p)} (leaves out of gfn order).`;
       if (l.gfn < p.gfn + pagesOf(p.size)) return `the ${leafName(l)} overlaps the ${leafName(p)}.`;
     }
     return null;
   },
-  exercised(view) {
-    return view.leaves.length > 1;
+  exercised(view, _config, scope) {
+    return scoped(view.leaves, scope, 1).length > 1;
   },
 };
 
-export const INVARIANTS: readonly Invariant<PrefaultConfig, View>[] = [
+export const INVARIANTS: readonly Invariant<PrefaultConfig, View, Scope>[] = [
   exactRange,
   measureOnce,
   leafSound,

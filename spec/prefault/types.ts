@@ -218,11 +218,41 @@ export type View = t.TypeOf<typeof ViewC>;
 // ---------------------------------------------------------------------------
 // Helpers shared by model, impl and invariants
 
-/** The 1 GiB-aligned span `[start, end)` of gfns any leaf installed for `[gfn, gfn + npages)` can touch. */
-export function reachOf(gfn: number, npages: number): [number, number] {
-  const start = Math.floor(gfn / PAGES_1G) * PAGES_1G;
-  const end = Math.min(GFN_LIMIT, Math.ceil((gfn + npages) / PAGES_1G) * PAGES_1G);
+/**
+ * The largest leaf any fault of this configuration can map: the VM type's
+ * limit, further capped by the largest host backing among the memslots.
+ */
+export function maxLeafLevel(config: PrefaultConfig): number {
+  let backing = 1;
+  for (const s of config.memslots) backing = Math.max(backing, LEVEL_OF[s.backing]);
+  return Math.min(VM_MAX_LEVEL[config.vmType], backing);
+}
+
+/**
+ * The reach of an op on `[gfn, gfn + npages)`: that range widened to the
+ * largest leaf the configuration can map (`level`), i.e. the furthest a leaf
+ * installed by the op can extend. Clamped to the GFN space.
+ */
+export function reachOf(gfn: number, npages: number, level: number): [number, number] {
+  const n = PAGES_OF_LEVEL[level]!;
+  const start = Math.floor(gfn / n) * n;
+  const end = Math.min(GFN_LIMIT, Math.ceil((gfn + npages) / n) * n);
   return [Math.min(start, end), end];
+}
+
+/**
+ * Scope of an op's change (from `liveView`): the gfn range `[start, end)`
+ * whose leaves or attributes may have changed (empty when start >= end).
+ */
+export interface Scope {
+  readonly start: number;
+  readonly end: number;
+}
+export const EMPTY_SCOPE: Scope = { start: 0, end: 0 };
+export function mergeScopes(a: Scope, b: Scope): Scope {
+  if (a.start >= a.end) return b;
+  if (b.start >= b.end) return a;
+  return { start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) };
 }
 
 /** Whether the request passes kvm_vcpu_pre_fault_memory's argument checks. */

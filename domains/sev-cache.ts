@@ -1,0 +1,131 @@
+/**
+ * The sev-cache domain: writeback of encrypted (C=1) cache lines before pages
+ * leave an AMD SEV guest, WBNOINVD vs WBINVD, ASID recycling.
+ */
+import { someDomain, type Domain } from '../harness/domain';
+import { deepEqual, firstDifference } from '../harness/codec';
+import { createModel } from '../model/sev-cache/model';
+import { createImpl } from '../impl/sev-cache/sev';
+import { arbitraries } from '../properties/sev-cache/arbitraries';
+import { MUTANTS } from '../properties/sev-cache/mutants';
+import { INVARIANTS } from '../spec/sev-cache/invariants';
+import {
+  ConfigInput,
+  SevResultCodec,
+  SevViewCodec,
+  encodeConfig,
+  opArgs,
+  resolveConfig,
+  validateOp,
+  type Config,
+  type SevOp,
+  type SevResult,
+  type SevView,
+} from '../spec/sev-cache/types';
+
+/**
+ * Results agree exactly, except where the model says a read is
+ * "unspecified" (the reader has not written the line since it acquired the
+ * page): there any successful read value of the implementation is accepted.
+ */
+export function sevResultsAgree(model: SevResult, impl: SevResult): boolean {
+  if (model.ok && model.value === 'unspecified') {
+    return impl.ok && impl.value !== undefined && impl.asid === undefined;
+  }
+  return deepEqual(model, impl);
+}
+
+/**
+ * The observable parts: VMs (id, type, ASID, freshness), ASID states, page
+ * ownership, and what each owner wrote. Cache contents, memory, writeback
+ * sets and the firmware's WBINVD indicator legitimately differ: the model
+ * invalidates everything at every release, the implementation keeps lines.
+ */
+export function sevViewsAgree(model: SevView, impl: SevView): string | null {
+  if (model.vms.length !== impl.vms.length) return `live VMs differ: [${model.vms.map((v) => v.vm).join(', ')}] vs [${impl.vms.map((v) => v.vm).join(', ')}]`;
+  for (let i = 0; i < model.vms.length; i++) {
+    const m = model.vms[i]!;
+    const p = impl.vms[i]!;
+    if (m.vm !== p.vm || m.type !== p.type || m.asid !== p.asid || m.fresh !== p.fresh) {
+      return `VM entries differ: model ${JSON.stringify({ ...m, writebackCpus: undefined })} vs impl ${JSON.stringify({ ...p, writebackCpus: undefined })}`;
+    }
+  }
+  for (const part of ['asids', 'pages'] as const) {
+    if (!deepEqual(model[part], impl[part])) return `views differ at ${firstDifference(model[part], impl[part], `view.${part}`)}`;
+  }
+  if (model.written.length !== impl.written.length) return `written lines differ: ${model.written.length} vs ${impl.written.length} entries`;
+  for (let i = 0; i < model.written.length; i++) {
+    const m = model.written[i]!;
+    const p = impl.written[i]!;
+    if (m.page !== p.page || m.line !== p.line || m.key !== p.key || m.value !== p.value) {
+      return `written line ${i} differs: model page ${m.page} line ${m.line} key ${m.key} = ${m.value} vs impl page ${p.page} line ${p.line} key ${p.key} = ${p.value}`;
+    }
+  }
+  if (model.firmware.dfFlushes !== impl.firmware.dfFlushes) return `DF_FLUSH count differs: ${model.firmware.dfFlushes} vs ${impl.firmware.dfFlushes}`;
+  return null;
+}
+
+function describeOp(op: SevOp): string {
+  const a = op.args as { [k: string]: unknown };
+  return `${op.op}(${Object.keys(a).map((k) => `${k}=${String(a[k])}`).join(', ')})`;
+}
+
+/** Tiny machine for bounded exploration: 2 CPUs, 1 page of 1 line, 1 ASID, VM_PAGE_FLUSH faulting. */
+const EXPLORATION_CONFIG = { cpus: 2, pages: 1, linesPerPage: 1, asids: 1, wbnoinvd: true, smeCoherent: false, vmPageFlush: 'faults' } as const;
+
+function alphabet(_c: Config): SevOp[] {
+  return [
+    { op: 'createVm', args: { vm: 1, type: 'sev' } },
+    { op: 'createVm', args: { vm: 2, type: 'sev-es' } },
+    { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+    { op: 'registerRegion', args: { vm: 2, page: 0, npages: 1 } },
+    { op: 'guestWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: 1 } },
+    { op: 'guestWrite', args: { vm: 1, cpu: 1, page: 0, line: 0, value: 2 } },
+    { op: 'guestWrite', args: { vm: 2, cpu: 1, page: 0, line: 0, value: 3 } },
+    { op: 'guestRead', args: { vm: 1, cpu: 0, page: 0, line: 0 } },
+    { op: 'guestRead', args: { vm: 2, cpu: 0, page: 0, line: 0 } },
+    { op: 'hostWrite', args: { cpu: 0, page: 0, line: 0, value: 100 } },
+    { op: 'hostWrite', args: { cpu: 1, page: 0, line: 0, value: 101 } },
+    { op: 'hostRead', args: { cpu: 0, page: 0, line: 0 } },
+    { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 0 } },
+    { op: 'evict', args: { cpu: 1, page: 0, line: 0, key: 0 } },
+    { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1 } },
+    { op: 'evict', args: { cpu: 1, page: 0, line: 0, key: 1 } },
+    { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
+    { op: 'unregisterRegion', args: { vm: 2, page: 0, npages: 1 } },
+    { op: 'flushEncryptedPage', args: { vm: 1, page: 0 } },
+    { op: 'memoryReclaimed', args: { vm: 1 } },
+    { op: 'destroyVm', args: { vm: 1 } },
+    { op: 'destroyVm', args: { vm: 2 } },
+  ];
+}
+
+export const sevCacheDomain: Domain<Config, SevOp, SevResult, SevView> = {
+  id: 'sev-cache',
+  title: 'SEV cache writeback (WBNOINVD vs WBINVD, ASID recycling)',
+  summary:
+    'Cache maintenance for AMD SEV guests. Cache lines are tagged with the encryption key; without SME_COHERENT a dirty C=1 line left in any CPU\'s cache ' +
+    'when a page goes back to the host can be written back over the host\'s data. Every release point must write those lines back (WBNOINVD suffices), ' +
+    'ASID recycling still needs WBINVD on every CPU before DF_FLUSH, and the optimized implementation writes back only the CPUs that ran the VM.',
+  source: 'seeds 000_21c4e5073768e9da.txt and 001_ad1dd143e329dc6d.txt ("x86, lib: Add WBNOINVD helper functions"; "KVM: SEV: Prefer WBNOINVD over WBINVD for cache maintenance efficiency")',
+  configCodec: ConfigInput,
+  resolveConfig,
+  encodeConfig,
+  opArgs,
+  validateOp,
+  resultCodec: SevResultCodec,
+  viewCodec: SevViewCodec,
+  invariants: INVARIANTS,
+  createModel,
+  createImpl,
+  mutants: MUTANTS,
+  resultsAgree: sevResultsAgree,
+  viewsAgree: sevViewsAgree,
+  arbitraries,
+  budget: { runs: 300, maxOps: 60 },
+  mutantBudget: { runs: 500, maxOps: 60 },
+  exploration: { config: EXPLORATION_CONFIG, alphabet },
+  describeOp,
+};
+
+export const sevCache = someDomain(sevCacheDomain);

@@ -1,0 +1,127 @@
+/**
+ * The stage2-dirty domain: Arm stage-2 faults while dirty logging is on
+ * (seed 002). Assembles spec, model, implementation, generators and
+ * mutants into one `Domain`.
+ */
+import { someDomain, type Domain } from '../harness/domain';
+import { firstDifference } from '../harness/codec';
+import { encodeConfig, resolveConfig } from '../spec/stage2-dirty/config';
+import { invariants } from '../spec/stage2-dirty/invariants';
+import { ConfigInput, DOMAIN_ID, ResultCodec, ViewCodec, opArgs, type Config, type Op, type Result, type View } from '../spec/stage2-dirty/types';
+import { createModel } from '../model/stage2-dirty/model';
+import { createImpl } from '../impl/stage2-dirty/impl';
+import { config as configArb, ops as opsArb } from '../properties/stage2-dirty/arbitraries';
+import { mutants } from '../properties/stage2-dirty/mutants';
+
+/**
+ * The observable parts of the View: slots (logging, bitmap, ghosts), the
+ * flattened mappings, memory, and the ghost block count. The TLB and the
+ * table pages are the implementation's own business (the model has
+ * neither); the invariants judge them. Compared field by field (this runs
+ * after every op of every lockstep trace), with the generic first-difference
+ * report only once a difference is known.
+ */
+function numsEqual(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function slotsEqual(a: View['slots'], b: View['slots']): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.id !== y.id || x.logging !== y.logging) return false;
+    if (!numsEqual(x.dirty, y.dirty) || !numsEqual(x.written, y.written) || !numsEqual(x.initial, y.initial)) return false;
+  }
+  return true;
+}
+
+function mappingsEqual(a: View['mappings'], b: View['mappings']): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.gfn !== y.gfn || x.pfn !== y.pfn || x.writable !== y.writable || x.size !== y.size) return false;
+  }
+  return true;
+}
+
+function memoryEqual(a: View['memory'], b: View['memory']): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.gfn !== y.gfn || x.expected !== y.expected || x.host !== y.host || x.mapped !== y.mapped) return false;
+  }
+  return true;
+}
+
+function viewsAgree(model: View, impl: View): string | null {
+  const diff = (name: string, a: unknown, b: unknown) => `model and implementation disagree on ${firstDifference(a, b, `view.${name}`)}`;
+  if (!slotsEqual(model.slots, impl.slots)) return diff('slots', model.slots, impl.slots);
+  if (!mappingsEqual(model.mappings, impl.mappings)) return diff('mappings', model.mappings, impl.mappings);
+  if (!memoryEqual(model.memory, impl.memory)) return diff('memory', model.memory, impl.memory);
+  if (model.blocksWhileLogging !== impl.blocksWhileLogging) {
+    return diff('blocksWhileLogging', model.blocksWhileLogging, impl.blocksWhileLogging);
+  }
+  return null;
+}
+
+function describeOp(op: Op): string {
+  const a = op.args as Record<string, unknown>;
+  return `${op.op} ${Object.keys(a)
+    .map((k) => `${k}=${String(a[k])}`)
+    .join(' ')}`.trim();
+}
+
+export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
+  id: DOMAIN_ID,
+  title: 'Arm stage-2 dirty logging at page granularity',
+  summary:
+    'Live migration re-copies the pages a guest wrote; KVM learns which by write-protecting the guest\'s stage-2 mappings and logging each write fault in a per-memslot dirty bitmap. While a memslot is logged, faults map 4 KiB pages only, a huge (block) mapping met on the way is dissolved (cleared, flushed from the TLB, its table page\'s count dropped) and rebuilt as a page table, and every write fault marks its own page dirty; once logging stops, blocks come back. KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG (64-page granule), KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and KVM_DIRTY_LOG_INITIALLY_SET are modelled with their user-visible semantics.',
+  source:
+    'seed 002_2e4baad6e04960f3.txt ("[v14,7/7] KVM: arm: page logging 2nd stage fault handling" and review); Documentation/virt/kvm/api.rst (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2); tools/testing/selftests/kvm/dirty_log_test.c',
+  configCodec: ConfigInput,
+  resolveConfig,
+  encodeConfig,
+  opArgs,
+  resultCodec: ResultCodec,
+  viewCodec: ViewCodec,
+  invariants,
+  createModel,
+  createImpl,
+  mutants,
+  viewsAgree,
+  arbitraries: { config: configArb, ops: opsArb },
+  budget: { runs: 300, maxOps: 60 },
+  mutantBudget: { runs: 300, maxOps: 60 },
+  exploration: {
+    config: {
+      memslots: [{ id: 0, baseGfn: 0, npages: 12, backing: 'thp' }],
+      blockPages: 8,
+    },
+    alphabet: () => [
+      { op: 'guestRead', args: { gfn: 1 } },
+      { op: 'guestRead', args: { gfn: 9 } },
+      { op: 'guestWrite', args: { gfn: 1, value: 1 } },
+      { op: 'guestWrite', args: { gfn: 2, value: 2 } },
+      { op: 'guestWrite', args: { gfn: 9, value: 3 } },
+      { op: 'guestWrite', args: { gfn: 12, value: 4 } },
+      { op: 'enableDirtyLog', args: { slot: 0 } },
+      { op: 'disableDirtyLog', args: { slot: 0 } },
+      { op: 'getDirtyLog', args: { slot: 0 } },
+      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 12 } },
+      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 5 } },
+      { op: 'unmapRange', args: { gfn: 2, npages: 1 } },
+      { op: 'unmapRange', args: { gfn: 6, npages: 4 } },
+      { op: 'tlbEvict', args: { gfn: 1 } },
+      { op: 'mappingOf', args: { gfn: 1 } },
+      { op: 'mappingOf', args: { gfn: 9 } },
+    ],
+  },
+  describeOp,
+};
+
+export const stage2Dirty = someDomain(stage2DirtyDomain);

@@ -1,0 +1,900 @@
+/**
+ * shadow-pt optimized implementation: lguest's shadow page tables
+ * (drivers/lguest/page_tables.c, seed 004) with kernel data structures and
+ * without the seed's cost.
+ *
+ *  - Top levels: one contiguous typed array of `pgdirSlots * PTRS_PER_PGD`
+ *    packed entries (like consecutive pgdir pages), one page per slot.
+ *  - Table pages (PTE pages, and PMD pages with PAE) come from a pool of
+ *    recycled pages; an entry that points to one holds its pool frame.
+ *  - Entries are packed x86 words: frame * 4096 + flags. Without PAE they live
+ *    in Uint32Arrays (32-bit entries, frames below 2^20). With PAE they are
+ *    64-bit; we keep them in Float64Arrays as exact integers below 2^53
+ *    (frame below 2^41): the low 12 flag bits are read with `& 0xfff` (ToInt32
+ *    keeps them), the frame with an exact division. One array type per table,
+ *    no two-word juggling, and NX (bit 63) is not modelled.
+ *  - Every table page keeps a dense list of its present indices (with a
+ *    position array for O(1) removal), so release and flush visit only present
+ *    entries: the seed walks all 1024 PTEs of every PGD entry it drops.
+ *  - Per-entry shadow metadata next to each PTE page (the guest PTE it was made
+ *    from, the top level it came from, the kernel-change generation), as KVM
+ *    keeps `sp->gfns` beside a shadow page: it feeds the abstraction function.
+ *  - Host page references: an Int32Array indexed by host frame.
+ *  - The slot of a guest top level: a Map (the seed scans `pgdirs[]`).
+ *
+ * The steps a known bug changes are protected methods, so that a mutant is a
+ * small subclass (properties/shadow-pt/mutants.ts).
+ */
+import { match } from 'ts-pattern';
+import type { System } from '../../harness/domain';
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_PRESENT,
+  _PAGE_PSE,
+  _PAGE_RW,
+  _PAGE_TABLE,
+  _PAGE_USER,
+  DEAD,
+  EBUSY,
+  EFAULT,
+  EINVAL,
+  ERR_USER,
+  ERR_WRITE,
+  OK,
+  PAGE_SIZE,
+  PTE_FLAGS_MASK,
+  Reason,
+  SWITCHER_CODE_FLAGS,
+  SWITCHER_REGS_FLAGS,
+  SWITCHER_RO_FLAGS,
+  emptyScope,
+  emptyView,
+  entryFlags,
+  entryFrame,
+  geometry,
+  hostFrames,
+  killed,
+  ownerKey,
+  regsPfn,
+  spteKey,
+  switcherPfn,
+  type Config,
+  type Geometry,
+  type Op,
+  type Result,
+  type Scope,
+  type View,
+} from '../../spec/shadow-pt/types';
+
+type Entries = Uint32Array | Float64Array;
+
+/** A shadow table page (PTE page, or PMD page with PAE) and its bookkeeping. */
+export class TablePage {
+  /** Allocation id (the View's table page id): a new one at every allocation. */
+  id = 0;
+  slot = 0;
+  /** The table entry pointing here: `slot:g<i>` or `slot:g<i>:m<j>`. */
+  owner = '';
+  /** 2: PMD page (PAE); 1: PTE page. */
+  level = 1;
+  /** First virtual page this table covers. */
+  baseVpage = 0;
+  /** Present indices, dense, and each index's position in `list` (-1: not present). */
+  readonly list: Uint16Array;
+  readonly pos: Int16Array;
+  n = 0;
+  readonly ent: Entries;
+  /** Per-entry metadata of PTE pages: guest PTE made from, top level read from, kernel generation. */
+  readonly gpte: Float64Array;
+  readonly from: Float64Array;
+  readonly gen: Float64Array;
+
+  constructor(readonly frame: number, entries: number, pae: boolean) {
+    this.list = new Uint16Array(entries);
+    this.pos = new Int16Array(entries).fill(-1);
+    this.ent = pae ? new Float64Array(entries) : new Uint32Array(entries);
+    this.gpte = new Float64Array(entries);
+    this.from = new Float64Array(entries);
+    this.gen = new Float64Array(entries);
+  }
+
+  markPresent(i: number): void {
+    if (this.pos[i]! >= 0) return;
+    this.pos[i] = this.n;
+    this.list[this.n++] = i;
+  }
+  markAbsent(i: number): void {
+    const p = this.pos[i]!;
+    if (p < 0) return;
+    const last = this.list[--this.n]!;
+    this.list[p] = last;
+    this.pos[last] = p;
+    this.pos[i] = -1;
+  }
+}
+
+type Fault = true | false | string;
+
+export class ShadowPtImpl implements System<Op, Result, View, Scope> {
+  protected readonly g: Geometry;
+  /** Virtual pages per top-level entry, and per PMD entry with PAE. */
+  protected readonly pagesPerTop: number;
+  protected readonly pagesPerMid: number;
+  protected readonly topShift: number; // vpage >>> topShift = top index
+  protected readonly switcherVpage: number;
+  protected readonly switcherTop: number;
+
+  // Top levels (the seed's pgdirs[]).
+  protected readonly pgd: Entries;
+  protected readonly pgdList: Uint16Array;
+  protected readonly pgdPos: Int16Array;
+  protected readonly pgdN: Int32Array;
+  protected readonly slotInUse: Uint8Array;
+  protected readonly slotGpgdir: Float64Array;
+  protected readonly switcherMapped: Uint8Array;
+  protected readonly lastHostCpu: Int32Array;
+  protected readonly slotOf = new Map<number, number>();
+  protected cpuPgd = 0;
+
+  // Table page pool.
+  protected readonly pool: TablePage[] = [];
+  protected readonly freeFrames: number[] = [];
+  protected readonly allocated = new Set<TablePage>();
+  protected nextTableId = 1;
+
+  // Host page references above base, by (pfn - hostBase).
+  protected readonly refcount: Int32Array;
+  protected readonly nonzeroRefs = new Set<number>();
+  protected readonly underflow = new Map<number, number>();
+
+  // Guest memory: page-table words by guest frame.
+  protected readonly guestMem = new Map<number, Entries>();
+  protected readonly readOnly: Set<number>;
+
+  protected readonly kernelGen = new Map<number, number>();
+  protected kernelAddress = 0;
+  protected kernelPage = 0;
+  protected initialized = false;
+  protected linearPages = true;
+  protected dead = false;
+  protected destroyed = false;
+  protected stackVaddr = 0;
+  protected stackPages = 0;
+
+  protected readonly live: View = emptyView();
+  protected scope: Scope = emptyScope();
+  protected visited = 0;
+
+  constructor(protected readonly c: Config) {
+    const g = (this.g = geometry(c));
+    this.pagesPerTop = 2 ** (g.pgdirShift - 12);
+    this.pagesPerMid = 2 ** (g.pmdShift - 12);
+    this.topShift = g.pgdirShift - 12;
+    this.switcherVpage = c.switcherAddr / PAGE_SIZE;
+    this.switcherTop = this.switcherVpage >>> this.topShift;
+    const n = c.pgdirSlots * g.ptrsPerPgd;
+    this.pgd = g.pae ? new Float64Array(n) : new Uint32Array(n);
+    this.pgdList = new Uint16Array(n);
+    this.pgdPos = new Int16Array(n).fill(-1);
+    this.pgdN = new Int32Array(c.pgdirSlots);
+    this.slotInUse = new Uint8Array(c.pgdirSlots);
+    this.slotGpgdir = new Float64Array(c.pgdirSlots);
+    this.switcherMapped = new Uint8Array(c.pgdirSlots);
+    this.lastHostCpu = new Int32Array(c.pgdirSlots).fill(-1);
+    this.refcount = new Int32Array(hostFrames(c));
+    this.readOnly = new Set(c.readOnlyPages);
+    // H:500 init_guest_pagetable: slot 0 for "top level 0", linear, Switcher mapped.
+    this.newSlot(0, 0);
+    this.allocateSwitcherMapping(0);
+  }
+
+  // ---- System --------------------------------------------------------------
+
+  apply(op: Op): Result {
+    if (this.dead && op.op !== 'destroy' && op.op !== 'translate' && op.op !== 'hostRefs') return DEAD;
+    return match(op)
+      .with({ op: 'guestWrite' }, ({ args }) => this.guestWrite(args.gpa, args.value))
+      .with({ op: 'lguestInit' }, ({ args }) => this.lguestInit(args.kernelAddress))
+      .with({ op: 'pageFault' }, ({ args }) => {
+        const f = this.demandPage(args.vaddr, args.errcode);
+        return typeof f === 'string' ? this.killGuest(f) : ({ ok: true, fixed: f } as Result);
+      })
+      .with({ op: 'setPte' }, ({ args }) => this.guestSetPte(args.pgdir, args.vaddr, args.gpte))
+      .with({ op: 'setPgd' }, ({ args }) => this.guestSetPgd(args.pgdir, args.idx))
+      .with({ op: 'setPmd' }, () => (this.g.pae ? this.orKill(this.clearAll()) : EINVAL))
+      .with({ op: 'newPagetable' }, ({ args }) => this.guestNewPagetable(args.pgtable, args.victim))
+      .with({ op: 'flushUser' }, () => (this.flushUserMappings(this.cpuPgd), OK))
+      .with({ op: 'flushAll' }, () => this.orKill(this.clearAll()))
+      .with({ op: 'setStack' }, ({ args }) => {
+        this.stackVaddr = args.vaddr;
+        this.stackPages = args.pages;
+        return this.orKill(this.pinStackPages());
+      })
+      .with({ op: 'pinPage' }, ({ args }) => this.orKill(this.pinPage(args.vaddr)))
+      .with({ op: 'runOnCpu' }, ({ args }) => this.mapSwitcherInGuest(args.cpu))
+      .with({ op: 'translate' }, ({ args }) => this.translate(args.vaddr))
+      .with({ op: 'hostRefs' }, ({ args }) =>
+        args.gfn >= this.c.guestPages ? EINVAL : ({ ok: true, refs: this.refcount[args.gfn]! } as Result),
+      )
+      .with({ op: 'destroy' }, () => this.destroy())
+      .exhaustive();
+  }
+
+  liveView(): { view: View; scope: Scope } {
+    const scope = this.scope;
+    this.scope = emptyScope();
+    return { view: this.live, scope };
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { entriesVisited: this.visited };
+  }
+
+  /** The abstraction function, from scratch: walks only what is present. */
+  view(): View {
+    const v = emptyView();
+    v.dead = this.dead;
+    v.destroyed = this.destroyed;
+    v.linear = this.linearPages;
+    v.kernelAddress = this.kernelAddress;
+    v.current = this.cpuPgd;
+    const P = this.g.ptrsPerPgd;
+    for (let s = 0; s < this.c.pgdirSlots; s++) {
+      if (!this.slotInUse[s]) continue;
+      v.slots[s] = { gpgdir: this.slotGpgdir[s]!, switcherMapped: this.switcherMapped[s] === 1, lastHostCpu: this.lastHostCpu[s]! };
+      for (let k = 0; k < this.pgdN[s]!; k++) {
+        const i = this.pgdList[s * P + k]!;
+        const page = this.pool[entryFrame(this.pgd[s * P + i]!)]!;
+        v.tables[page.owner] = page.id;
+        if (page.level === 2) {
+          for (let m = 0; m < page.n; m++) {
+            const child = this.pool[entryFrame(page.ent[page.list[m]!]!)]!;
+            v.tables[child.owner] = child.id;
+            this.viewPtePage(v, child);
+          }
+        } else {
+          this.viewPtePage(v, page);
+        }
+      }
+    }
+    for (const page of this.allocated) v.tablePages[page.id] = page.owner;
+    for (const i of this.nonzeroRefs) v.refs[this.c.hostBase + i] = this.refcount[i]!;
+    for (const [p, n] of this.underflow) v.underflows[p] = n;
+    for (const [vp, n] of this.kernelGen) v.kernelGens[vp] = n;
+    return v;
+  }
+
+  private viewPtePage(v: View, page: TablePage): void {
+    for (let m = 0; m < page.n; m++) {
+      const i = page.list[m]!;
+      const e = page.ent[i]!;
+      const pfn = entryFrame(e);
+      v.sptes[spteKey(page.slot, page.baseVpage + i)] = { pfn, flags: entryFlags(e), gpte: page.gpte[i]!, from: page.from[i]!, gen: page.gen[i]! };
+      v.mapcount[pfn] = (v.mapcount[pfn] ?? 0) + 1;
+    }
+  }
+
+  // ---- host page references (get_user_pages / put_page) -------------------
+
+  protected getPage(pfn: number): void {
+    const i = pfn - this.c.hostBase;
+    const n = ++this.refcount[i]!;
+    if (n === 1) this.nonzeroRefs.add(i);
+    else if (n === 0) this.nonzeroRefs.delete(i);
+    this.setRec(this.live.refs, pfn, n);
+    this.scope.pfns.push(pfn);
+  }
+
+  protected putPage(pfn: number): void {
+    const i = pfn - this.c.hostBase;
+    this.scope.pfns.push(pfn);
+    if (this.refcount[i]! <= 0) {
+      // A put that finds no reference above base: recorded, never applied.
+      const u = (this.underflow.get(pfn) ?? 0) + 1;
+      this.underflow.set(pfn, u);
+      this.live.underflows[pfn] = u;
+      return;
+    }
+    const n = --this.refcount[i]!;
+    if (n === 0) this.nonzeroRefs.delete(i);
+    this.setRec(this.live.refs, pfn, n);
+  }
+
+  private setRec(rec: Record<string, number>, k: number, n: number): void {
+    if (n === 0) delete rec[k];
+    else rec[k] = n;
+  }
+
+  private bumpMap(pfn: number, by: number): void {
+    const n = (this.live.mapcount[pfn] ?? 0) + by;
+    this.setRec(this.live.mapcount, pfn, n);
+  }
+
+  // ---- shadow PTEs ----------------------------------------------------------
+
+  /** Write a present entry (no reference taken here) and record it in the live View. */
+  protected writeSpte(page: TablePage, i: number, pfn: number, flags: number, gpte: number, from: number, gen: number): void {
+    const old = page.ent[i]!;
+    const key = spteKey(page.slot, page.baseVpage + i);
+    if (old & _PAGE_PRESENT) this.bumpMap(entryFrame(old), -1);
+    page.ent[i] = pfn * PAGE_SIZE + flags;
+    page.gpte[i] = gpte;
+    page.from[i] = from;
+    page.gen[i] = gen;
+    page.markPresent(i);
+    this.live.sptes[key] = { pfn, flags, gpte, from, gen };
+    this.bumpMap(pfn, 1);
+    this.scope.entries.push(key);
+    this.scope.pfns.push(pfn);
+  }
+
+  /** Install a present entry: takes one reference on its host frame (get_pfn). */
+  protected installSpte(page: TablePage, i: number, pfn: number, flags: number, gpte: number, from: number, gen: number): void {
+    this.getPage(pfn);
+    this.writeSpte(page, i, pfn, flags, gpte, from, gen);
+  }
+
+  /** Zero an entry (set_pte(spte, __pte(0))), without touching any reference. */
+  protected clearSpte(page: TablePage, i: number): void {
+    const old = page.ent[i]!;
+    if (!(old & _PAGE_PRESENT)) return;
+    const pfn = entryFrame(old);
+    page.ent[i] = 0;
+    page.markAbsent(i);
+    const key = spteKey(page.slot, page.baseVpage + i);
+    delete this.live.sptes[key];
+    this.bumpMap(pfn, -1);
+    this.scope.entries.push(key);
+    this.scope.pfns.push(pfn);
+  }
+
+  /** H:460 release_pte: put the reference the entry holds, and clear it so it is never put twice. */
+  protected releasePte(page: TablePage, i: number): void {
+    const e = page.ent[i]!;
+    if (!(e & _PAGE_PRESENT)) return;
+    this.putPage(entryFrame(e));
+    this.clearSpte(page, i);
+  }
+
+  // ---- table pages ---------------------------------------------------------
+
+  protected allocTable(slot: number, owner: string, level: number, baseVpage: number): TablePage {
+    const f = this.freeFrames.pop();
+    const page = f !== undefined ? this.pool[f]! : new TablePage(this.pool.length, this.g.ptrsPerPte, this.g.pae);
+    if (f === undefined) this.pool.push(page);
+    page.id = this.nextTableId++;
+    page.slot = slot;
+    page.owner = owner;
+    page.level = level;
+    page.baseVpage = baseVpage;
+    this.allocated.add(page);
+    this.live.tables[owner] = page.id;
+    this.live.tablePages[page.id] = owner;
+    this.scope.owners.push(owner);
+    this.scope.pages.push(page.id);
+    return page;
+  }
+
+  /** free_page: any entry still present is zeroed (a freed page comes back zeroed from the pool). */
+  protected freeTable(page: TablePage): void {
+    while (page.n > 0) {
+      const i = page.list[page.n - 1]!;
+      if (page.level === 1) this.clearSpte(page, i);
+      else {
+        page.ent[i] = 0;
+        page.markAbsent(i);
+      }
+    }
+    this.allocated.delete(page);
+    if (this.live.tables[page.owner] === page.id) delete this.live.tables[page.owner];
+    delete this.live.tablePages[page.id];
+    this.scope.owners.push(page.owner);
+    this.scope.pages.push(page.id);
+    this.freeFrames.push(page.frame);
+  }
+
+  /** Release every present PTE of a PTE page (visiting only present ones), then free it. */
+  protected releasePtePage(page: TablePage): void {
+    for (let k = page.n - 1; k >= 0; k--) {
+      this.visited++;
+      this.releasePte(page, page.list[k]!);
+    }
+    this.freeTable(page);
+  }
+
+  /** PAE release_pmd: the PTE page under mid-level entry `j` of `pmd`. */
+  protected releasePmd(pmd: TablePage, j: number): void {
+    const e = pmd.ent[j]!;
+    if (!(e & _PAGE_PRESENT)) return;
+    this.releasePtePage(this.pool[entryFrame(e)]!);
+    pmd.ent[j] = 0;
+    pmd.markAbsent(j);
+  }
+
+  /**
+   * H:450 release_pgd: entry `idx` of slot `slot`'s top level and everything
+   * under it. The top levels are one contiguous array, so an index past the
+   * end of one page lands in the next slot's page (the seed's idx check is
+   * off by one: mutants.ts).
+   */
+  protected releasePgd(slot: number, idx: number): void {
+    const P = this.g.ptrsPerPgd;
+    const flat = slot * P + idx;
+    const e = this.pgd[flat];
+    if (e === undefined || !(e & _PAGE_PRESENT)) return;
+    const s = Math.floor(flat / P);
+    const i = flat % P;
+    const page = this.pool[entryFrame(e)]!;
+    if (page.level === 2) {
+      for (let k = page.n - 1; k >= 0; k--) this.releasePmd(page, page.list[k]!);
+      this.freeTable(page);
+    } else {
+      this.releasePtePage(page);
+    }
+    this.pgd[flat] = 0;
+    const p = this.pgdPos[flat]!;
+    const last = this.pgdList[s * P + --this.pgdN[s]!]!;
+    this.pgdList[s * P + p] = last;
+    this.pgdPos[s * P + last] = p;
+    this.pgdPos[flat] = -1;
+    void i;
+  }
+
+  private linkPgd(slot: number, idx: number, page: TablePage, flags: number): void {
+    const P = this.g.ptrsPerPgd;
+    const flat = slot * P + idx;
+    this.pgd[flat] = page.frame * PAGE_SIZE + flags;
+    this.pgdPos[flat] = this.pgdN[slot]!;
+    this.pgdList[slot * P + this.pgdN[slot]!++] = idx;
+  }
+
+  /** The PTE page holding vpage's entry in `slot`, if the levels above are present. */
+  protected ptePage(slot: number, vpage: number): TablePage | undefined {
+    const e = this.pgd[slot * this.g.ptrsPerPgd + (vpage >>> this.topShift)]!;
+    if (!(e & _PAGE_PRESENT)) return undefined;
+    const page = this.pool[entryFrame(e)]!;
+    if (!this.g.pae) return page;
+    const m = page.ent[(vpage >>> 9) & 511]!;
+    return m & _PAGE_PRESENT ? this.pool[entryFrame(m)] : undefined;
+  }
+
+  /** H:331 find_spte with allocate: make any missing level (top-level entry first). */
+  protected findSpteAlloc(slot: number, vpage: number): TablePage {
+    const top = vpage >>> this.topShift;
+    const e = this.pgd[slot * this.g.ptrsPerPgd + top]!;
+    let page: TablePage;
+    if (e & _PAGE_PRESENT) page = this.pool[entryFrame(e)]!;
+    else {
+      page = this.g.pae
+        ? this.allocTable(slot, ownerKey(slot, top), 2, top * this.pagesPerTop)
+        : this.allocTable(slot, ownerKey(slot, top), 1, top * this.pagesPerTop);
+      this.linkPgd(slot, top, page, this.g.pae ? _PAGE_PRESENT : _PAGE_TABLE);
+    }
+    if (!this.g.pae) return page;
+    const j = (vpage >>> 9) & 511;
+    const m = page.ent[j]!;
+    if (m & _PAGE_PRESENT) return this.pool[entryFrame(m)]!;
+    const pte = this.allocTable(slot, ownerKey(slot, top, j), 1, top * this.pagesPerTop + j * this.pagesPerMid);
+    page.ent[j] = pte.frame * PAGE_SIZE + _PAGE_TABLE;
+    page.markPresent(j);
+    return pte;
+  }
+
+  // ---- slots ----------------------------------------------------------------
+
+  private pushSlot(s: number): void {
+    if (this.slotInUse[s]) {
+      this.live.slots[s] = { gpgdir: this.slotGpgdir[s]!, switcherMapped: this.switcherMapped[s] === 1, lastHostCpu: this.lastHostCpu[s]! };
+    } else delete this.live.slots[s];
+    this.scope.slots.push(s);
+  }
+
+  private newSlot(s: number, gpgdir: number): void {
+    this.slotInUse[s] = 1;
+    this.setGpgdir(s, gpgdir);
+    this.switcherMapped[s] = 0;
+    this.lastHostCpu[s] = -1;
+    this.pushSlot(s);
+  }
+
+  private setGpgdir(s: number, gpgdir: number): void {
+    if (this.slotInUse[s] && this.slotOf.get(this.slotGpgdir[s]!) === s) this.slotOf.delete(this.slotGpgdir[s]!);
+    this.slotGpgdir[s] = gpgdir;
+    // The lowest slot wins a tie, like the seed's scan of pgdirs[].
+    const had = this.slotOf.get(gpgdir);
+    if (had === undefined || had > s) this.slotOf.set(gpgdir, s);
+  }
+
+  /** find_pgdir: the slot caching this guest top level, or -1. */
+  protected findPgdir(gpgdir: number): number {
+    const s = this.slotOf.get(gpgdir);
+    if (s !== undefined && this.slotInUse[s] && this.slotGpgdir[s] === gpgdir) return s;
+    // A stale or shadowed index entry: fall back to the scan (rare: two slots once shared a top level).
+    for (let i = 0; i < this.c.pgdirSlots; i++) {
+      if (this.slotInUse[i] && this.slotGpgdir[i] === gpgdir) {
+        this.slotOf.set(gpgdir, i);
+        return i;
+      }
+    }
+    if (s !== undefined) this.slotOf.delete(gpgdir);
+    return -1;
+  }
+
+  // ---- kill -----------------------------------------------------------------
+
+  protected killGuest(reason: string): Result {
+    this.dead = true;
+    this.live.dead = true;
+    return killed(reason);
+  }
+  private orKill(reason: string | null): Result {
+    return reason === null ? OK : this.killGuest(reason);
+  }
+
+  // ---- guest memory -----------------------------------------------------------
+
+  protected lgread(gpa: number): number {
+    const page = this.guestMem.get(Math.floor(gpa / PAGE_SIZE));
+    return page ? page[(gpa % PAGE_SIZE) / this.g.entryBytes]! : 0;
+  }
+
+  protected lgwrite(gpa: number, value: number): void {
+    const gfn = Math.floor(gpa / PAGE_SIZE);
+    let page = this.guestMem.get(gfn);
+    if (!page) {
+      const n = PAGE_SIZE / this.g.entryBytes;
+      page = this.g.pae ? new Float64Array(n) : new Uint32Array(n);
+      this.guestMem.set(gfn, page);
+    }
+    page[(gpa % PAGE_SIZE) / this.g.entryBytes] = value;
+  }
+
+  private guestWrite(gpa: number, value: number): Result {
+    if (gpa % this.g.entryBytes !== 0 || value > this.g.maxEntry) return EINVAL;
+    if (gpa >= this.c.guestPages * PAGE_SIZE) return EFAULT;
+    this.lgwrite(gpa, value);
+    return OK;
+  }
+
+  // ---- H:508 page_table_guest_data_init ----------------------------------------
+
+  private lguestInit(ka: number): Result {
+    if (this.initialized || !this.linearPages) return EBUSY;
+    if (ka % PAGE_SIZE !== 0) return EINVAL;
+    // flush_user_mappings() loops up to the kernel address: it must not reach the Switcher.
+    if (ka >= this.c.switcherAddr) return this.killGuest(Reason.kernelAddress(ka, this.c.switcherAddr));
+    this.initialized = true;
+    this.kernelAddress = ka;
+    this.kernelPage = ka / PAGE_SIZE;
+    this.live.kernelAddress = ka;
+    return OK;
+  }
+
+  // ---- H:330 demand_page ---------------------------------------------------------
+
+  /** The shadow flags for a guest PTE: no global bit; writable only when the guest PTE is also dirty. */
+  protected spteFlags(gpte: number, _path: 'fault' | 'setPte'): number {
+    const f = entryFlags(gpte);
+    const flags = f & PTE_FLAGS_MASK & ~_PAGE_GLOBAL;
+    return f & _PAGE_DIRTY ? flags : flags & ~_PAGE_RW;
+  }
+
+  protected demandPage(vaddr: number, errcode: number): Fault {
+    const c = this.c;
+    const g = this.g;
+    // We never demand page the Switcher.
+    if (vaddr >= c.switcherAddr) return false;
+    const vpage = Math.floor(vaddr / PAGE_SIZE);
+    let gpte: number;
+    let gptePtr = -1;
+    if (this.linearPages) {
+      // Faking up a linear mapping: virtual = physical, writable.
+      gpte = vpage * PAGE_SIZE + (_PAGE_RW | _PAGE_PRESENT);
+    } else {
+      const gpgd = this.lgread(this.slotGpgdir[this.cpuPgd]! + (vpage >>> this.topShift) * g.entryBytes);
+      const pgdFlags = entryFlags(gpgd);
+      if (!(pgdFlags & _PAGE_PRESENT)) return false;
+      if (pgdFlags & ~(g.pae ? _PAGE_PRESENT : _PAGE_TABLE) || entryFrame(gpgd) >= c.guestPages) {
+        return Reason.badPgd(gpgd, vaddr, c.guestPages);
+      }
+      let table = entryFrame(gpgd);
+      if (g.pae) {
+        const gpmd = this.lgread(table * PAGE_SIZE + ((vpage >>> 9) & 511) * 8);
+        const pmdFlags = entryFlags(gpmd);
+        if (!(pmdFlags & _PAGE_PRESENT)) return false;
+        if (pmdFlags & ~_PAGE_TABLE || entryFrame(gpmd) >= c.guestPages) return Reason.badPmd(gpmd, vaddr, c.guestPages);
+        table = entryFrame(gpmd);
+      }
+      gptePtr = table * PAGE_SIZE + (vpage & (g.ptrsPerPte - 1)) * g.entryBytes;
+      gpte = this.lgread(gptePtr);
+    }
+    const f = entryFlags(gpte);
+    if (!(f & _PAGE_PRESENT)) return false;
+    // A write to a page the guest wants read-only, or a user access to a kernel page: the guest's fault.
+    if (errcode & ERR_WRITE && !(f & _PAGE_RW)) return false;
+    if (errcode & ERR_USER && !(f & _PAGE_USER)) return false;
+    if (!this.checkGpte(gpte)) return Reason.badPte(gpte, vaddr, c.guestPages);
+    // pte_mkyoung, and pte_mkdirty for a write.
+    if (!(f & _PAGE_ACCESSED)) gpte += _PAGE_ACCESSED;
+    if (errcode & ERR_WRITE && !(f & _PAGE_DIRTY)) gpte += _PAGE_DIRTY;
+    const gfn = entryFrame(gpte);
+    const flags = this.spteFlags(gpte, 'fault');
+    // get_pfn(write) fails on a backing that cannot be taken writable: checked before anything changes.
+    if (flags & _PAGE_RW && this.readOnly.has(gfn)) return Reason.getPage(gfn);
+    const page = this.findSpteAlloc(this.cpuPgd, vpage);
+    const i = vpage - page.baseVpage;
+    this.releasePte(page, i);
+    this.installSpte(page, i, c.hostBase + gfn, flags, gpte, this.linearPages ? 0 : this.slotGpgdir[this.cpuPgd]!, this.kernelGen.get(vpage) ?? 0);
+    // Write the guest PTE back: we've set its accessed and maybe dirty bits.
+    if (gptePtr >= 0) this.lgwrite(gptePtr, gpte);
+    return true;
+  }
+
+  /** check_gpte: no large pages, and the frame must be guest memory (below pfn_limit). */
+  protected checkGpte(gpte: number): boolean {
+    return !(entryFlags(gpte) & _PAGE_PSE) && entryFrame(gpte) < this.c.guestPages;
+  }
+
+  // ---- H:360 pin_page -----------------------------------------------------------
+
+  protected pinPage(vaddr: number): string | null {
+    if (vaddr < this.c.switcherAddr) {
+      const vpage = Math.floor(vaddr / PAGE_SIZE);
+      const page = this.ptePage(this.cpuPgd, vpage);
+      if (page && (page.ent[vpage - page.baseVpage]! & (_PAGE_PRESENT | _PAGE_RW)) === (_PAGE_PRESENT | _PAGE_RW)) return null;
+    }
+    const f = this.demandPage(vaddr, ERR_WRITE);
+    if (typeof f === 'string') return f;
+    return f ? null : Reason.stackPage(vaddr);
+  }
+
+  protected pinStackPages(): string | null {
+    for (let i = 0; i < this.stackPages; i++) {
+      const r = this.pinPage((this.stackVaddr - 1 - i * PAGE_SIZE) >>> 0);
+      if (r !== null) return r;
+    }
+    return null;
+  }
+
+  // ---- H:440/H:445 flushing ----------------------------------------------------------
+
+  /**
+   * flush_user_mappings, made exact: every entry below the kernel address.
+   * Whole top-level (and PAE mid-level) entries below it are released with
+   * their pages; the one table straddling the kernel address loses only its
+   * user entries (the seed stops at pgd_index(kernel_address) and leaves them).
+   */
+  protected flushUserMappings(slot: number): void {
+    const kp = this.kernelPage;
+    if (kp === 0) return;
+    const P = this.g.ptrsPerPgd;
+    for (let k = this.pgdN[slot]! - 1; k >= 0; k--) {
+      const top = this.pgdList[slot * P + k]!;
+      const start = top * this.pagesPerTop;
+      if (start >= kp) continue;
+      if (start + this.pagesPerTop <= kp) {
+        this.releasePgd(slot, top);
+        continue;
+      }
+      const page = this.pool[entryFrame(this.pgd[slot * P + top]!)]!;
+      if (page.level === 1) this.releaseBelow(page, kp);
+      else {
+        for (let m = page.n - 1; m >= 0; m--) {
+          const j = page.list[m]!;
+          const mstart = start + j * this.pagesPerMid;
+          if (mstart >= kp) continue;
+          if (mstart + this.pagesPerMid <= kp) this.releasePmd(page, j);
+          else this.releaseBelow(this.pool[entryFrame(page.ent[j]!)]!, kp);
+        }
+      }
+    }
+  }
+
+  private releaseBelow(page: TablePage, kp: number): void {
+    for (let k = page.n - 1; k >= 0; k--) {
+      this.visited++;
+      const i = page.list[k]!;
+      if (page.baseVpage + i < kp) this.releasePte(page, i);
+    }
+  }
+
+  /** H:470 release_all_pagetables: every present top-level entry of every cached slot. */
+  protected releaseAllPagetables(): void {
+    const P = this.g.ptrsPerPgd;
+    for (let s = 0; s < this.c.pgdirSlots; s++) {
+      if (!this.slotInUse[s]) continue;
+      while (this.pgdN[s]! > 0) this.releasePgd(s, this.pgdList[s * P + this.pgdN[s]! - 1]!);
+      this.switcherMapped[s] = 0;
+      this.lastHostCpu[s] = -1;
+      this.pushSlot(s);
+    }
+  }
+
+  /** guest_pagetable_clear_all: drop everything, re-pin the stack, re-map the Switcher. */
+  protected clearAll(): string | null {
+    this.releaseAllPagetables();
+    const r = this.pinStackPages();
+    if (r !== null) return r;
+    this.allocateSwitcherMapping(this.cpuPgd);
+    return null;
+  }
+
+  // ---- H:501 the Switcher ---------------------------------------------------------------
+
+  protected allocateSwitcherMapping(slot: number): void {
+    const page = this.findSpteAlloc(slot, this.switcherVpage);
+    const i = this.switcherVpage - page.baseVpage;
+    if (!(page.ent[i]! & _PAGE_PRESENT)) {
+      this.installSpte(page, i, switcherPfn(this.c, 0), SWITCHER_CODE_FLAGS, -1, -1, 0);
+    }
+    this.switcherMapped[slot] = 1;
+    this.pushSlot(slot);
+  }
+
+  /** H:481 remove_switcher_percpu_map. */
+  private removeSwitcherPercpuMap(page: TablePage, cpu: number): void {
+    const i = this.switcherVpage - page.baseVpage + 1 + 2 * cpu;
+    this.releasePte(page, i);
+    this.releasePte(page, i + 1);
+  }
+
+  /** H:480 map_switcher_in_guest. */
+  protected mapSwitcherInGuest(cpu: number): Result {
+    if (cpu >= this.c.hostCpus) return EINVAL;
+    const slot = this.cpuPgd;
+    if (!this.switcherMapped[slot]) this.allocateSwitcherMapping(slot);
+    const last = this.lastHostCpu[slot]!;
+    if (last === cpu) return OK;
+    const page = this.ptePage(slot, this.switcherVpage)!;
+    if (last === -1) for (let k = 0; k < this.c.hostCpus; k++) this.removeSwitcherPercpuMap(page, k);
+    else this.removeSwitcherPercpuMap(page, last);
+    const i = this.switcherVpage - page.baseVpage + 1 + 2 * cpu;
+    // The guest's register page where this CPU's first Switcher page sits; the IDT/GDT page read-only.
+    this.installSpte(page, i, regsPfn(this.c), SWITCHER_REGS_FLAGS, -1, -1, 0);
+    this.installSpte(page, i + 1, switcherPfn(this.c, 2 + 2 * cpu), SWITCHER_RO_FLAGS, -1, -1, 0);
+    this.lastHostCpu[slot] = cpu;
+    this.pushSlot(slot);
+    return OK;
+  }
+
+  // ---- H:430 switching page tables ------------------------------------------------------
+
+  /** new_pgdir's "release all the non-kernel mappings" of a reused slot. */
+  protected flushOnReuse(slot: number): void {
+    this.flushUserMappings(slot);
+  }
+
+  protected guestNewPagetable(pgtable: number, victim: number): Result {
+    if (pgtable % PAGE_SIZE !== 0 || pgtable >= this.c.guestPages * PAGE_SIZE) return this.killGuest(Reason.pgdirAddress(pgtable));
+    if (victim >= this.c.pgdirSlots) return EINVAL;
+    let fresh = false;
+    let slot = -1;
+    if (this.linearPages) {
+      // The first switch: everything made up for the linear mapping goes.
+      this.releaseAllPagetables();
+      this.linearPages = false;
+      this.live.linear = false;
+      fresh = true;
+    } else slot = this.findPgdir(pgtable);
+    if (slot < 0) {
+      // new_pgdir: the victim slot (the seed picks it at random).
+      slot = victim;
+      if (!this.slotInUse[slot]) {
+        this.newSlot(slot, pgtable);
+        fresh = true;
+      }
+      this.setGpgdir(slot, pgtable);
+      this.lastHostCpu[slot] = -1;
+      this.pushSlot(slot);
+      this.flushOnReuse(slot);
+    }
+    this.cpuPgd = slot;
+    this.live.current = slot;
+    if (fresh) {
+      const r = this.pinStackPages();
+      if (r !== null) return this.killGuest(r);
+    }
+    if (!this.switcherMapped[slot]) this.allocateSwitcherMapping(slot);
+    return OK;
+  }
+
+  // ---- H:400/H:410/H:420 guest changes ----------------------------------------------------
+
+  /** The slots a kernel-range setPte must reach: every cached top level. */
+  protected kernelPteSlots(): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < this.c.pgdirSlots; s++) if (this.slotInUse[s]) out.push(s);
+    return out;
+  }
+
+  protected guestSetPte(gpgdir: number, vaddr: number, gpte: number): Result {
+    const c = this.c;
+    // We don't let you remap the Switcher; we need it to get back!
+    if (vaddr >= c.switcherAddr) return this.killGuest(Reason.setPteSwitcher(vaddr));
+    const f = entryFlags(gpte);
+    // H:420: accessed or dirty (and present) means "install it now".
+    const eager = (f & _PAGE_PRESENT) !== 0 && (f & (_PAGE_ACCESSED | _PAGE_DIRTY)) !== 0;
+    if (eager && !this.checkGpte(gpte)) return this.killGuest(Reason.badPte(gpte, vaddr, c.guestPages));
+    const vpage = Math.floor(vaddr / PAGE_SIZE);
+    let targets: number[];
+    if (vpage >= this.kernelPage) {
+      targets = this.kernelPteSlots();
+      const n = (this.kernelGen.get(vpage) ?? 0) + 1;
+      this.kernelGen.set(vpage, n);
+      this.live.kernelGens[vpage] = n;
+      this.scope.vpages.push(vpage);
+    } else {
+      const s = this.findPgdir(gpgdir);
+      targets = s >= 0 ? [s] : [];
+    }
+    const gfn = entryFrame(gpte);
+    const flags = eager ? this.spteFlags(gpte, 'setPte') : 0;
+    const cannotGet = eager && (flags & _PAGE_RW) !== 0 && this.readOnly.has(gfn);
+    const gen = this.kernelGen.get(vpage) ?? 0;
+    let touched = false;
+    for (const s of targets) {
+      const page = this.ptePage(s, vpage);
+      if (!page) continue; // no shadow PTE page: nothing to update
+      touched = true;
+      const i = vpage - page.baseVpage;
+      this.releasePte(page, i);
+      if (eager && !cannotGet) this.installSpte(page, i, c.hostBase + gfn, flags, gpte, this.slotGpgdir[s]!, gen);
+    }
+    if (touched && cannotGet) return this.killGuest(Reason.getPage(gfn));
+    return OK;
+  }
+
+  /** The bound on a top-level index (the seed has `idx > PTRS_PER_PGD`: off by one). */
+  protected pgdIndexValid(idx: number): boolean {
+    return idx < this.g.ptrsPerPgd;
+  }
+
+  protected guestSetPgd(gpgdir: number, idx: number): Result {
+    if (!this.pgdIndexValid(idx)) return this.killGuest(Reason.setPgdIdx(idx, this.g.ptrsPerPgd));
+    const s = this.findPgdir(gpgdir);
+    if (s < 0) return OK;
+    this.releasePgd(s, idx);
+    if (idx === this.switcherTop) {
+      // That was the Switcher's table: map it again, in this slot (the seed remaps the current one).
+      this.allocateSwitcherMapping(s);
+      this.lastHostCpu[s] = -1;
+      this.pushSlot(s);
+    }
+    return OK;
+  }
+
+  // ---- queries and teardown -------------------------------------------------------------
+
+  private translate(vaddr: number): Result {
+    const vpage = Math.floor(vaddr / PAGE_SIZE);
+    if (!this.slotInUse[this.cpuPgd]) return { ok: true, present: false };
+    const page = this.ptePage(this.cpuPgd, vpage);
+    const e = page ? page.ent[vpage - page.baseVpage]! : 0;
+    if (!(e & _PAGE_PRESENT)) return { ok: true, present: false };
+    return { ok: true, present: true, pfn: entryFrame(e), writable: (e & _PAGE_RW) !== 0, user: (e & _PAGE_USER) !== 0 };
+  }
+
+  /** free_guest_pagetable. */
+  protected destroy(): Result {
+    if (this.destroyed) return OK;
+    this.releaseAllPagetables();
+    for (let s = 0; s < this.c.pgdirSlots; s++) {
+      if (!this.slotInUse[s]) continue;
+      this.slotInUse[s] = 0;
+      this.switcherMapped[s] = 0;
+      this.pushSlot(s);
+    }
+    this.slotOf.clear();
+    this.destroyed = true;
+    this.dead = true;
+    this.live.destroyed = true;
+    this.live.dead = true;
+    return OK;
+  }
+}
+
+export function createImpl(c: Config): ShadowPtImpl {
+  return new ShadowPtImpl(c);
+}

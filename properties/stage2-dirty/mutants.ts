@@ -1,0 +1,175 @@
+/**
+ * stage2-dirty known-bug mutants: the implementation with one real defect
+ * put back, each a small subclass overriding one protected step.
+ */
+import type { Mutant } from '../../harness/domain';
+import { blockEligible } from '../../spec/stage2-dirty/config';
+import type { Config, Op, Result, View } from '../../spec/stage2-dirty/types';
+import { Stage2DirtyImpl, type KvmMemslot } from '../../impl/stage2-dirty/impl';
+
+type M = Mutant<Config, Op, Result, View>;
+
+const SEED = 'seed 002_2e4baad6e04960f3.txt';
+
+/**
+ * Dissolves a block without flushing the TLB for it: the old block
+ * translation stays cached over pages the new page table does not map
+ * (break-before-make broken). The seed's hunk is
+ * `pmd_clear(pmd); kvm_tlb_flush_vmid_ipa(kvm, ipa); put_page(...)`; this
+ * drops the middle step.
+ */
+export class NoFlushAfterDissolve extends Stage2DirtyImpl {
+  protected override dissolveBlock(l2: number, i2: number, _blockGfn: number): void {
+    this.stage2ClearEntry(l2, i2);
+    this.putPage(l2);
+  }
+}
+
+/**
+ * Dissolves a block without dropping the level-2 table page's count: the
+ * page keeps a reference for an entry that is gone, and is never freed
+ * (the seed's `put_page(virt_to_page(pmd))` omitted).
+ */
+export class DissolveKeepsCount extends Stage2DirtyImpl {
+  protected override dissolveBlock(l2: number, i2: number, blockGfn: number): void {
+    this.stage2ClearEntry(l2, i2);
+    this.kvmTlbFlushVmidIpa(blockGfn);
+  }
+}
+
+/**
+ * A write fault maps the page writable but does not mark it dirty (the
+ * seed adds `if (write_fault) mark_page_dirty(kvm, gfn);` to
+ * user_mem_abort; without it the write, and every later write through the
+ * now writable entry, is invisible to KVM_GET_DIRTY_LOG).
+ */
+export class WriteFaultNotMarked extends Stage2DirtyImpl {
+  protected override markPageDirty(_slot: KvmMemslot, _gfn: number): void {
+    /* the bug: nothing */
+  }
+}
+
+/**
+ * The THP path before the fix: transparent_hugepage_adjust is tried even
+ * while the slot is logged (`if (!hugetlb && !force_pte)` without
+ * `&& !logging_active`), so a logged THP-backed slot gets block mappings
+ * again and one write fault makes a whole block writable.
+ */
+export class BlockWhileLogging extends Stage2DirtyImpl {
+  protected override useBlockMapping(slot: KvmMemslot, gfn: number, flags: number): boolean {
+    if (slot.backing === 'thp') return blockEligible(slot, gfn, this.bp);
+    return super.useBlockMapping(slot, gfn, flags);
+  }
+}
+
+/**
+ * A write fault marks the whole aligned block dirty instead of its page
+ * (logging at block granularity, as the hugetlb path's
+ * `gfn = (fault_ipa & PMD_MASK) >> PAGE_SHIFT` would): pages never written
+ * are reported dirty.
+ */
+export class WholeBlockDirty extends Stage2DirtyImpl {
+  protected override markPageDirty(slot: KvmMemslot, gfn: number): void {
+    const start = gfn - (gfn % this.bp);
+    for (let g = start; g < start + this.bp; g++) {
+      if (g >= slot.baseGfn && g < slot.baseGfn + slot.npages) super.markPageDirty(slot, g);
+    }
+  }
+}
+
+/**
+ * KVM_GET_DIRTY_LOG clears the fetched bits but does not write-protect the
+ * pages again: a page stays writable with its bit clear, and its next
+ * write is not logged (api.rst: the bits are cleared *and* the pages
+ * re-protected unless KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 is enabled).
+ */
+export class GetLogNoReprotect extends Stage2DirtyImpl {
+  protected override getLogReprotect(_gfn: number): boolean {
+    return false;
+  }
+}
+
+/**
+ * A read fault in a logged slot maps the page writable when the host page
+ * is writable (the seed's `if (writable) kvm_set_s2pte_writable(&new_pte)`
+ * with `writable` from gfn_to_pfn_prot): the first write then needs no
+ * fault and is never logged. Later arm64 code maps read faults read-only
+ * while logging.
+ */
+export class ReadFaultWritable extends Stage2DirtyImpl {
+  protected override faultMapsWritable(slot: KvmMemslot, _flags: number): boolean {
+    return !slot.readonly;
+  }
+}
+
+/**
+ * Once logging stops, a fault installs a block over a level-2 entry that
+ * still points to the page table built while logging, without unmapping
+ * it: the table page is leaked and its pages' TLB entries are not flushed
+ * (fixed upstream by 3c3736cd32bf "KVM: arm/arm64: Fix handling of stage2 huge
+ * mappings", which unmaps the range before installing the block).
+ */
+export class CollapseLeaksTable extends Stage2DirtyImpl {
+  protected override unmapTableForBlock(_l2: number, _i2: number, _blockGfn: number): void {
+    /* the bug: the table entry is simply overwritten */
+  }
+}
+
+export const mutants: readonly M[] = [
+  {
+    id: 'no-flush-after-dissolve',
+    title: 'a dissolved block is not flushed from the TLB',
+    source: `${SEED}, stage2_set_pte: "pmd_clear(pmd); kvm_tlb_flush_vmid_ipa(kvm, ipa);"`,
+    expectedToViolate: ['tlb-coherent'],
+    create: (c) => new NoFlushAfterDissolve(c),
+  },
+  {
+    id: 'dissolve-keeps-count',
+    title: 'a dissolved block does not drop the level-2 table page count',
+    source: `${SEED}, stage2_set_pte: "put_page(virt_to_page(pmd))"`,
+    expectedToViolate: ['table-counts'],
+    create: (c) => new DissolveKeepsCount(c),
+  },
+  {
+    id: 'write-fault-not-marked',
+    title: 'a write fault maps writable without marking the page dirty',
+    source: `${SEED}, user_mem_abort: "if (write_fault) mark_page_dirty(kvm, gfn);"`,
+    expectedToViolate: ['dirty-complete', 'writable-implies-dirty'],
+    create: (c) => new WriteFaultNotMarked(c),
+  },
+  {
+    id: 'block-while-logging',
+    title: 'a THP-backed logged slot still gets block mappings',
+    source: `${SEED}, user_mem_abort: "if (!hugetlb && !force_pte && !logging_active)" (the THP path before the fix)`,
+    expectedToViolate: ['no-block-while-logging', 'writable-implies-dirty', 'dirty-complete'],
+    create: (c) => new BlockWhileLogging(c),
+  },
+  {
+    id: 'whole-block-dirty',
+    title: 'a write marks the whole block dirty',
+    source: `${SEED}, commit message ("track dirty memory at page granularity"); the hugetlb path's block-aligned gfn`,
+    expectedToViolate: ['dirty-exact'],
+    create: (c) => new WholeBlockDirty(c),
+  },
+  {
+    id: 'get-log-no-reprotect',
+    title: 'getDirtyLog clears the bits without write-protecting the pages',
+    source: 'Documentation/virt/kvm/api.rst, KVM_GET_DIRTY_LOG / KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (bits cleared and pages re-protected before the ioctl returns)',
+    expectedToViolate: ['writable-implies-dirty', 'dirty-complete'],
+    create: (c) => new GetLogNoReprotect(c),
+  },
+  {
+    id: 'read-fault-writable',
+    title: 'a read fault in a logged slot maps the page writable',
+    source: `${SEED}, user_mem_abort: "if (writable) kvm_set_s2pte_writable(&new_pte)" with writable from gfn_to_pfn_prot; later arm64: "logging_active && !write_fault" maps read-only`,
+    expectedToViolate: ['writable-implies-dirty', 'dirty-complete'],
+    create: (c) => new ReadFaultWritable(c),
+  },
+  {
+    id: 'collapse-leaks-table',
+    title: 'a block installed after logging stops overwrites the page table without unmapping it',
+    source: 'upstream commit 3c3736cd32bf "KVM: arm/arm64: Fix handling of stage2 huge mappings" (2019: a block installed over a table split for dirty logging leaked the table and left stale TLB entries)',
+    expectedToViolate: ['table-counts', 'tlb-coherent'],
+    create: (c) => new CollapseLeaksTable(c),
+  },
+];
