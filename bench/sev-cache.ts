@@ -103,7 +103,7 @@ export default function bench(log: (line: string) => void): Json {
   const samples = fc.sample(caseArbitrary(d, d.budget.maxOps), { seed: 42, numRuns: 600 });
   let randomOps = 0;
   for (const s of samples) randomOps += s.ops.length;
-  runTrace(d, samples[0]!.config, samples[0]!.ops); // warm up
+  for (const s of samples) runTrace(d, s.config, s.ops); // warm up (JIT)
   const rnd = time(() => {
     let failures = 0;
     for (const s of samples) if (runTrace(d, s.config, s.ops).failure) failures++;

@@ -15,6 +15,8 @@ export interface ExplainedStep<O, R> {
   readonly changes: string[];
   /** Changes in the impl's View where they differ from the model's. */
   readonly implChanges: string[] | null;
+  /** The two Views disagree after this step (the domain's `viewsAgree`), with its sentence. */
+  readonly viewsDiffer: string | null;
   /** Invariants violated on the impl's View after this step. */
   readonly violated: { readonly id: string; readonly message: string }[];
 }
@@ -92,7 +94,8 @@ export function explainTrace<C, O extends OpShape, R extends ResultShape, V, S>(
       const msg = inv.check(iv2, config);
       if (msg !== null) violated.push({ id: inv.id, message: msg });
     }
-    out.push({ index, op, model: rm, impl: ri, changes, implChanges: deepEqual(changes, ic) ? null : ic, violated });
+    const viewsDiffer = d.viewsAgree ? d.viewsAgree(mv2, iv2) : deepEqual(mv2, iv2) ? null : 'views differ';
+    out.push({ index, op, model: rm, impl: ri, changes, implChanges: deepEqual(changes, ic) ? null : ic, viewsDiffer, violated });
     mv = mv2;
     iv = iv2;
   });
@@ -105,7 +108,7 @@ export function violationsOf<O, R>(steps: readonly ExplainedStep<O, R>[], result
   for (const st of steps) {
     for (const v of st.violated) s.add(v.id);
     if (!resultsAgree(st.model, st.impl)) s.add('result-mismatch');
-    if (st.implChanges !== null) s.add('view-mismatch');
+    if (st.viewsDiffer !== null) s.add('view-mismatch');
   }
   return s;
 }

@@ -17,7 +17,6 @@
  * Mutants (properties/prefault/mutants.ts) subclass this class: every step a
  * known bug lives in is a protected method.
  */
-import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import {
   GFN_LIMIT,
@@ -476,69 +475,73 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
 
   apply(op: PrefaultOp): PrefaultResult {
     const measuredBefore = this.measured.length;
-    const ghost = (extra: Partial<LastOp>): void => {
-      this.last = { op: op.op, measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
+    const ghost = (gfn: number | null, before: Leaf[] = []): void => {
+      this.last = { op: op.op, measuredBefore, gfn, request: null, result: null, before };
     };
-    return match<PrefaultOp, PrefaultResult>(op)
-      .with({ op: 'preFault' }, ({ args }) => {
-        const { gpa, size, flags } = args;
-        const signalAfter = args.signalAfter ?? null;
+    // A plain switch rather than ts-pattern: this is the hot path.
+    switch (op.op) {
+      case 'preFault': {
+        const { gpa, size, flags } = op.args;
+        const signalAfter = op.args.signalAfter ?? null;
         const before = preFaultArgsValid(gpa, size, flags) ? this.leavesIn(...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
         const r = this.preFault(gpa, size, flags, signalAfter);
-        ghost({ request: { gpa, size, flags, signalAfter }, result: { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size }, before });
+        this.last = {
+          op: op.op,
+          measuredBefore,
+          gfn: null,
+          request: { gpa, size, flags, signalAfter },
+          result: { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size },
+          before,
+        };
         return r;
-      })
-      .with({ op: 'populate' }, ({ args }) => {
-        ghost({ gfn: args.gpa % PAGE_SIZE === 0 ? args.gpa / PAGE_SIZE : null });
-        return this.populate(args.gpa, args.npages);
-      })
-      .with({ op: 'finalize' }, () => {
-        ghost({});
+      }
+      case 'populate':
+        ghost(op.args.gpa % PAGE_SIZE === 0 ? op.args.gpa / PAGE_SIZE : null);
+        return this.populate(op.args.gpa, op.args.npages);
+      case 'finalize':
+        ghost(null);
         if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL' };
         this.finalized = true;
         return { ok: true };
-      })
-      .with({ op: 'guestAccess' }, ({ args }) => {
-        const { gfn } = args;
-        ghost({ gfn, before: this.leavesIn(...reachOf(gfn, 1, this.reachLevel)) });
+      case 'guestAccess': {
+        const { gfn } = op.args;
+        ghost(gfn, this.leavesIn(...reachOf(gfn, 1, this.reachLevel)));
         if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
         const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
         if (s === undefined) return { ok: false, error: 'MMIO' };
         // A present mapping does not fault at all.
         if (this.lookup(gfn) === 0) this.mapFault(s, gfn);
         return { ok: true };
-      })
-      .with({ op: 'setAttributes' }, ({ args }) => {
-        ghost({});
-        const { gfn, npages } = args;
+      }
+      case 'setAttributes': {
+        ghost(null);
+        const { gfn, npages } = op.args;
         if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
-        if (args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
+        // KVM_X86_DEFAULT_VM supports no memory attributes (kvm_supported_mem_attributes() == 0).
+        if (op.args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
         for (const s of this.slots) {
           const a = Math.max(gfn, s.base);
           const b = Math.min(gfn + npages, s.end);
-          if (a < b) this.setAttrRange(s, a, b, args.private);
+          if (a < b) this.setAttrRange(s, a, b, op.args.private);
         }
         this.touch(gfn, gfn + npages);
         // kvm_arch_pre_set_memory_attributes: unmap the range; a huge leaf partly inside goes whole.
         this.zapRange(gfn, gfn + npages);
         return { ok: true };
-      })
-      .with({ op: 'zap' }, ({ args }) => {
-        ghost({});
-        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
-        this.zapRange(args.gfn, args.gfn + args.npages);
+      }
+      case 'zap':
+        ghost(null);
+        if (this.rangeBad(op.args.gfn, op.args.npages)) return { ok: false, error: 'EINVAL' };
+        this.zapRange(op.args.gfn, op.args.gfn + op.args.npages);
         return { ok: true };
-      })
-      .with({ op: 'mappings' }, ({ args }) => {
-        ghost({});
-        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
-        return { ok: true, leaves: this.leavesIn(args.gfn, args.gfn + args.npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
-      })
-      .with({ op: 'measurement' }, () => {
-        ghost({});
+      case 'mappings':
+        ghost(null);
+        if (this.rangeBad(op.args.gfn, op.args.npages)) return { ok: false, error: 'EINVAL' };
+        return { ok: true, leaves: this.leavesIn(op.args.gfn, op.args.gfn + op.args.npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
+      case 'measurement':
+        ghost(null);
         return { ok: true, pages: [...this.measured] };
-      })
-      .exhaustive();
+    }
   }
 
   // -- abstraction function ------------------------------------------------

@@ -425,7 +425,6 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     const e = this.pgd[flat];
     if (e === undefined || !(e & _PAGE_PRESENT)) return;
     const s = Math.floor(flat / P);
-    const i = flat % P;
     const page = this.pool[entryFrame(e)]!;
     if (page.level === 2) {
       for (let k = page.n - 1; k >= 0; k--) this.releasePmd(page, page.list[k]!);
@@ -439,7 +438,6 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     this.pgdList[s * P + p] = last;
     this.pgdPos[s * P + last] = p;
     this.pgdPos[flat] = -1;
-    void i;
   }
 
   private linkPgd(slot: number, idx: number, page: TablePage, flags: number): void {

@@ -859,9 +859,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
         if ((d2 & S2_PTE_VALID) === 0) continue;
         const g2 = i1 * this.l2Span + i2 * this.bp;
         if ((d2 & S2_PTE_TABLE) === 0) {
-          const pfn = this.descOa(l2, i2);
-          const writable = (d2 & S2_PTE_S2AP_W) !== 0;
-          for (let k = 0; k < this.bp; k++) mappings.push({ gfn: g2 + k, pfn: pfn + k, writable, size: '2m' });
+          mappings.push({ gfn: g2, pfn: this.descOa(l2, i2), writable: (d2 & S2_PTE_S2AP_W) !== 0, size: '2m' });
           continue;
         }
         const l3 = this.descOa(l2, i2);

@@ -221,8 +221,11 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
       initial: sorted(s.initial),
     }));
     const mappings: MappingView[] = [];
+    const bp = this.config.blockPages;
     for (const g of [...this.map.keys()].sort((a, b) => a - b)) {
       const mp = this.map.get(g)!;
+      // A block is listed once, at its aligned start.
+      if (mp.block && g % bp !== 0) continue;
       const s = this.slotOf(g)!;
       mappings.push({ gfn: g, pfn: s.hostBase + (g - s.m.baseGfn), writable: mp.writable, size: mp.block ? '2m' : '4k' });
     }

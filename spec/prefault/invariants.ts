@@ -13,6 +13,7 @@ import {
   LEVEL_OF,
   PAGE_SIZE,
   VM_MAX_LEVEL,
+  coveredUpTo,
   findLeaf,
   hex,
   isConfidential,
@@ -189,16 +190,11 @@ export function expectedPreFault(view: View, config: PrefaultConfig): { result: 
   if (signalAfter === 0) return fail('EINTR');
   if (isConfidential(config.vmType) && !view.finalized) return fail('EOPNOTSUPP');
   const end = gpa + size;
-  let g = gpa;
-  let chunks = 0;
-  while (g < end) {
-    if (signalAfter !== null && chunks === signalAfter) break;
-    const i = findLeaf(view.leaves, g / PAGE_SIZE);
-    if (i < 0) break; // no memslot: this chunk fails with ENOENT
-    const l = view.leaves[i]!;
-    g = Math.min(end, (l.gfn + pagesOf(l.size)) * PAGE_SIZE);
-    chunks++;
-  }
+  // Chunk k maps the leaf covering gpa_k and advances to min(end, leafEnd): walk the
+  // leaves after the call (at most signalAfter of them); a gap is a page in no memslot.
+  const walk = coveredUpTo(view.leaves, gpa / PAGE_SIZE, Math.ceil(end / PAGE_SIZE), signalAfter ?? Infinity);
+  const g = Math.min(end, walk.gfn * PAGE_SIZE);
+  const chunks = walk.count;
   if (chunks === 0) return fail('ENOENT');
   return { result: { ok: true, error: null, gpa: g, size: end - g }, chunks };
 }
@@ -221,12 +217,9 @@ export const progressExact: Invariant<PrefaultConfig, View, Scope> = {
       if (res.gpa + res.size !== req.gpa + req.size) return `${name} returned gpa ${hex(res.gpa)} + size ${hex(res.size)}, which moves the end of the range.`;
       if (res.gpa <= req.gpa || res.size < 0) return `${name} succeeded without processing a page (returned gpa ${hex(res.gpa)}, size ${hex(res.size)}).`;
       if (res.gpa % PAGE_SIZE !== 0) return `${name} returned unaligned gpa ${hex(res.gpa)}.`;
-      for (let g = req.gpa / PAGE_SIZE; g < res.gpa / PAGE_SIZE; ) {
-        const i = findLeaf(view.leaves, g);
-        if (i < 0) return `${name} reports gfn ${hex(g)} as processed but it is not mapped.`;
-        const l = view.leaves[i]!;
-        g = l.gfn + pagesOf(l.size);
-      }
+      const done = Math.ceil(res.gpa / PAGE_SIZE);
+      const hole = coveredUpTo(view.leaves, req.gpa / PAGE_SIZE, done).gfn;
+      if (hole < done) return `${name} reports gfn ${hex(hole)} as processed but it is not mapped.`;
     }
     const want = expectedPreFault(view, config)!.result;
     if (want.ok !== res.ok || want.gpa !== res.gpa || want.size !== res.size || (!want.ok && want.error !== res.error)) {
@@ -252,10 +245,12 @@ export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
   check(view, config) {
     const last = view.last;
     if (last === null || (last.op !== 'preFault' && last.op !== 'guestAccess')) return null;
+    let i = last.before.length > 0 ? firstLeafEndingAfter(view.leaves, last.before[0]!.gfn) : 0;
     for (const b of last.before) {
-      const i = findLeaf(view.leaves, b.gfn);
-      if (i < 0) return `${last.op} unmapped the ${leafName(b)}.`;
-      const a = view.leaves[i]!;
+      // The leaf now covering b.gfn: leaves and before are both in gfn order.
+      while (i < view.leaves.length && view.leaves[i]!.gfn + pagesOf(view.leaves[i]!.size) <= b.gfn) i++;
+      const a = view.leaves[i];
+      if (a === undefined || a.gfn > b.gfn) return `${last.op} unmapped the ${leafName(b)}.`;
       if (a.gfn + pagesOf(a.size) < b.gfn + pagesOf(b.size)) {
         return `${last.op} replaced the ${leafName(b)} by the smaller ${leafName(a)}.`;
       }
@@ -273,15 +268,8 @@ export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
       const { gpa, size, flags, signalAfter } = last.request;
       const allowed = !isConfidential(config.vmType) || view.finalized;
       if (preFaultArgsValid(gpa, size, flags) && signalAfter !== 0 && allowed) {
-        let g = gpa / PAGE_SIZE;
         const end = (gpa + size) / PAGE_SIZE;
-        while (g < end) {
-          const i = findLeaf(last.before, g);
-          if (i < 0) break;
-          const l = last.before[i]!;
-          g = l.gfn + pagesOf(l.size);
-        }
-        if (g >= end) return `preFault of the already mapped range at gpa ${hex(gpa)} failed with ${last.result.error}.`;
+        if (coveredUpTo(last.before, gpa / PAGE_SIZE, end).gfn >= end) return `preFault of the already mapped range at gpa ${hex(gpa)} failed with ${last.result.error}.`;
       }
     }
     return null;

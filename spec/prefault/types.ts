@@ -277,6 +277,25 @@ export function findLeaf(leaves: readonly Leaf[], gfn: number): number {
   return -1;
 }
 
+/**
+ * Walk the leaves covering `[start, end)` from `start`, in order: the first
+ * gfn not covered (or `end`), after at most `maxLeaves` leaves (then the gfn
+ * reached). Sorted, disjoint leaves make each step the next index.
+ */
+export function coveredUpTo(leaves: readonly Leaf[], start: number, end: number, maxLeaves = Infinity): { gfn: number; count: number } {
+  let g = start;
+  let count = 0;
+  let i = findLeaf(leaves, g);
+  while (g < end && count < maxLeaves && i >= 0 && i < leaves.length) {
+    const l = leaves[i]!;
+    if (l.gfn > g || l.gfn + pagesOf(l.size) <= g) break;
+    g = l.gfn + pagesOf(l.size);
+    count++;
+    i++;
+  }
+  return { gfn: Math.min(g, Math.max(end, start)), count };
+}
+
 /** Index of the first leaf ending after `gfn` (the first that may overlap a range starting at gfn). */
 export function firstLeafEndingAfter(leaves: readonly Leaf[], gfn: number): number {
   let lo = 0;

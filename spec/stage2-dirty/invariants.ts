@@ -25,6 +25,42 @@ function loggedSlots(view: View, config: Config): (SlotView | undefined)[] {
   return out;
 }
 
+/** Whether sorted `arr` contains `x` (binary search). */
+export function sortedHas(arr: readonly number[], x: number): boolean {
+  let lo = 0;
+  let hi = arr.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = arr[mid]!;
+    if (v === x) return true;
+    if (v < x) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+/** Pages a mapping entry covers. */
+export function leafPages(m: MappingView, config: Config): number {
+  return m.size === '2m' ? config.blockPages : 1;
+}
+
+/** The mapping entry (of sorted `mappings`) covering page `gfn`, if any. */
+export function leafAt(mappings: readonly MappingView[], gfn: number, config: Config): MappingView | undefined {
+  let lo = 0;
+  let hi = mappings.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (mappings[mid]!.gfn <= gfn) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (best < 0) return undefined;
+  const m = mappings[best]!;
+  return gfn < m.gfn + leafPages(m, config) ? m : undefined;
+}
+
 function anyLogged(view: View): boolean {
   for (const s of view.slots) if (s.logging) return true;
   return false;
@@ -40,14 +76,13 @@ export const dirtyComplete: Inv = {
     for (const s of view.slots) {
       if (!s.logging) continue;
       if (s.written.length === 0 && s.initial.length === 0) continue;
-      const dirty = new Set(s.dirty);
       for (const g of s.written) {
-        if (!dirty.has(g)) {
+        if (!sortedHas(s.dirty, g)) {
           return `page gfn ${g} of memslot ${s.id} was written while the slot was logged but its dirty bit is clear, so the next getDirtyLog would miss the write`;
         }
       }
       for (const g of s.initial) {
-        if (!dirty.has(g)) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
+        if (!sortedHas(s.dirty, g)) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
       }
     }
     return null;
@@ -67,10 +102,8 @@ export const dirtyExact: Inv = {
   check(view) {
     for (const s of view.slots) {
       if (!s.logging || s.dirty.length === 0) continue;
-      const allowed = new Set(s.written);
-      for (const g of s.initial) allowed.add(g);
       for (const g of s.dirty) {
-        if (!allowed.has(g)) return `page gfn ${g} of memslot ${s.id} is marked dirty but was not written since its bit was last cleared`;
+        if (!sortedHas(s.written, g) && !sortedHas(s.initial, g)) return `page gfn ${g} of memslot ${s.id} is marked dirty but was not written since its bit was last cleared`;
       }
     }
     return null;
@@ -90,17 +123,22 @@ export const writableImpliesDirty: Inv = {
   check(view, config) {
     if (!anyLogged(view)) return null;
     const logged = loggedSlots(view, config);
-    const dirtySets = logged.map((s) => (s ? new Set(s.dirty) : undefined));
     const loggedAt = (gfn: number): number => {
       const i = slotIndexOf(config, gfn);
       return i >= 0 && logged[i] ? i : -1;
     };
     for (const m of view.mappings) {
       if (!m.writable) continue;
+      if (m.size !== '4k') {
+        for (let p = m.gfn; p < m.gfn + config.blockPages; p++) {
+          const i = loggedAt(p);
+          if (i >= 0) return `page gfn ${p} of logged memslot ${logged[i]!.id} is covered by a writable 2m block mapping at gfn ${m.gfn}`;
+        }
+        continue;
+      }
       const i = loggedAt(m.gfn);
       if (i < 0) continue;
-      if (m.size !== '4k') return `page gfn ${m.gfn} of logged memslot ${logged[i]!.id} is covered by a writable 2m block mapping`;
-      if (!dirtySets[i]!.has(m.gfn)) return `page gfn ${m.gfn} of logged memslot ${logged[i]!.id} is mapped writable at stage 2 but its dirty bit is clear`;
+      if (!sortedHas(logged[i]!.dirty, m.gfn)) return `page gfn ${m.gfn} of logged memslot ${logged[i]!.id} is mapped writable at stage 2 but its dirty bit is clear`;
     }
     for (const e of view.tlb) {
       if (!e.writable) continue;
@@ -108,7 +146,7 @@ export const writableImpliesDirty: Inv = {
         const i = loggedAt(p);
         if (i < 0) continue;
         if (e.npages > 1) return `a writable TLB entry for the block at gfn ${e.gfn} covers page gfn ${p} of logged memslot ${logged[i]!.id}`;
-        if (!dirtySets[i]!.has(p)) return `the TLB holds a writable translation of page gfn ${p} of logged memslot ${logged[i]!.id} whose dirty bit is clear`;
+        if (!sortedHas(logged[i]!.dirty, p)) return `the TLB holds a writable translation of page gfn ${p} of logged memslot ${logged[i]!.id} whose dirty bit is clear`;
       }
     }
     return null;
@@ -139,8 +177,10 @@ export const noBlockWhileLogging: Inv = {
     const logged = loggedSlots(view, config);
     for (const m of view.mappings) {
       if (m.size !== '2m' || !m.writable) continue;
-      const i = slotIndexOf(config, m.gfn);
-      if (i >= 0 && logged[i]) return `page gfn ${m.gfn} of logged memslot ${logged[i]!.id} lies under a writable block mapping`;
+      for (let p = m.gfn; p < m.gfn + config.blockPages; p++) {
+        const i = slotIndexOf(config, p);
+        if (i >= 0 && logged[i]) return `page gfn ${p} of logged memslot ${logged[i]!.id} lies under the writable block mapping at gfn ${m.gfn}`;
+      }
     }
     return null;
   },
@@ -162,16 +202,15 @@ export const tlbCoherent: Inv = {
   statement:
     'Every page a TLB entry translates is mapped by the table to the same frame, and writable in the table if the TLB entry is writable: clearing an entry (a dissolved block, an unmap, a write-protect) is followed by a TLB flush for it (break-before-make).',
   source: `${SEED}, stage2_set_pte: "pmd_clear(pmd); kvm_tlb_flush_vmid_ipa(kvm, ipa);"; Arm ARM break-before-make for stage-2 block to table changes`,
-  check(view) {
+  check(view, config) {
     if (view.tlb.length === 0) return null;
-    const byGfn = new Map<number, MappingView>();
-    for (const m of view.mappings) byGfn.set(m.gfn, m);
     for (const e of view.tlb) {
       for (let k = 0; k < e.npages; k++) {
         const p = e.gfn + k;
-        const m = byGfn.get(p);
+        const m = leafAt(view.mappings, p, config);
         if (!m) return `the TLB entry at gfn ${e.gfn} still translates page gfn ${p}, which the stage-2 table no longer maps`;
-        if (m.pfn !== e.pfn + k) return `the TLB entry at gfn ${e.gfn} translates page gfn ${p} to frame ${e.pfn + k} but the table maps it to frame ${m.pfn}`;
+        const pfn = m.pfn + (p - m.gfn);
+        if (pfn !== e.pfn + k) return `the TLB entry at gfn ${e.gfn} translates page gfn ${p} to frame ${e.pfn + k} but the table maps it to frame ${pfn}`;
         if (e.writable && !m.writable) return `the TLB entry at gfn ${e.gfn} lets the guest write page gfn ${p}, which the stage-2 table maps read-only`;
       }
     }

@@ -162,7 +162,12 @@ export const SlotView = t.type({
 });
 export type SlotView = t.TypeOf<typeof SlotView>;
 
-/** A valid stage-2 leaf, flattened to one entry per 4 KiB page it covers (`size` says which leaf). */
+/**
+ * A valid stage-2 leaf: a 4 KiB page at `gfn`, or (`size` "2m") a block of
+ * `blockPages` pages starting at the aligned `gfn`, mapped to frames from
+ * `pfn`. Sorted by `gfn`. (The model keeps a block as `blockPages` flat
+ * entries marked as one block and lists it the same way.)
+ */
 export const MappingView = t.type({ gfn: Nat, pfn: Nat, writable: t.boolean, size: MapSize });
 export type MappingView = t.TypeOf<typeof MappingView>;
 

@@ -1,0 +1,179 @@
+/**
+ * shadow-pt known-bug mutants: the optimized implementation with one real
+ * defect put back. Each is a small subclass overriding one protected step of
+ * impl/shadow-pt/impl.ts.
+ */
+import type { Mutant } from '../../harness/domain';
+import { ShadowPtImpl, type TablePage } from '../../impl/shadow-pt/impl';
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_GLOBAL,
+  _PAGE_PRESENT,
+  PTE_FLAGS_MASK,
+  entryFlags,
+  entryFrame,
+  type Config,
+  type Op,
+  type Result,
+  type Scope,
+  type View,
+} from '../../spec/shadow-pt/types';
+
+type M = Mutant<Config, Op, Result, View, Scope>;
+
+/**
+ * release_pte that forgets put_page: the entry is cleared but the reference
+ * taken by get_user_pages_fast stays, so the page is pinned forever (H:350
+ * "release_pte() is careful to put that back"; H:460).
+ */
+class ReleaseKeepsRef extends ShadowPtImpl {
+  protected override releasePte(page: TablePage, i: number): void {
+    this.clearSpte(page, i);
+  }
+}
+
+/**
+ * release_pte that puts the reference but leaves the entry in place: the CPU
+ * still maps a page the host no longer holds, and the next release puts it
+ * again (H:450 "zero out the PGD entry so we never release it twice").
+ */
+class ReleaseKeepsEntry extends ShadowPtImpl {
+  protected override releasePte(page: TablePage, i: number): void {
+    const e = page.ent[i]!;
+    if (e & _PAGE_PRESENT) this.putPage(entryFrame(e));
+  }
+}
+
+/**
+ * guest_set_pte applying a kernel-range change to the current top level only:
+ * every other cached top level keeps the stale kernel mapping (H:410 "kernel
+ * mappings must be changed on all top levels").
+ */
+class KernelPteCurrentOnly extends ShadowPtImpl {
+  protected override kernelPteSlots(): number[] {
+    return this.slotInUse[this.cpuPgd] ? [this.cpuPgd] : [];
+  }
+}
+
+/**
+ * do_set_pte's eager install as in the seed: gpte_to_spte(cpu, gpte, dirty)
+ * keeps the guest's RW bit even when the PTE is only accessed, so the guest
+ * writes a clean page without the host ever setting its dirty bit (H:420;
+ * H:330 "don't set the writable bit ... so we will come back here").
+ */
+class EagerWritableClean extends ShadowPtImpl {
+  protected override spteFlags(gpte: number, path: 'fault' | 'setPte'): number {
+    if (path === 'fault') return super.spteFlags(gpte, path);
+    return entryFlags(gpte) & PTE_FLAGS_MASK & ~_PAGE_GLOBAL;
+  }
+}
+
+/**
+ * guest_set_pgd's bound as in the seed: `if (idx > PTRS_PER_PGD)` lets
+ * idx == PTRS_PER_PGD through, and release_pgd then works one entry past the
+ * end of the top level: the first entry of the next slot's page.
+ */
+class SetPgdOffByOne extends ShadowPtImpl {
+  protected override pgdIndexValid(idx: number): boolean {
+    return idx <= this.g.ptrsPerPgd;
+  }
+}
+
+/**
+ * new_pgdir reusing a slot without flush_user_mappings: the new top level
+ * inherits the old process's user mappings (H:435 "release all the
+ * non-kernel mappings").
+ */
+class ReuseKeepsUser extends ShadowPtImpl {
+  protected override flushOnReuse(_slot: number): void {}
+}
+
+/**
+ * guest_set_pgd as in the seed: after dropping entry idx of the top level it
+ * was told about, it re-maps the Switcher in the *current* top level
+ * (allocate_switcher_mapping(&lg->cpus[0])), so the other slot stays marked
+ * switcher_mapped with no Switcher (H:400; latent in the seed).
+ */
+class SetPgdRemapsCurrent extends ShadowPtImpl {
+  protected override guestSetPgd(gpgdir: number, idx: number): Result {
+    if (!this.pgdIndexValid(idx)) return super.guestSetPgd(gpgdir, idx);
+    const s = this.findPgdir(gpgdir);
+    if (s < 0) return { ok: true };
+    this.releasePgd(s, idx);
+    if (idx === this.switcherTop) this.allocateSwitcherMapping(this.cpuPgd);
+    return { ok: true };
+  }
+}
+
+/**
+ * do_set_pte as in the seed: any guest PTE with accessed or dirty set is
+ * installed at once, even one that is not present (a swap entry): get_pfn
+ * takes a reference, the shadow entry is not present, and release_pte never
+ * puts it back (H:420; latent in the seed).
+ */
+class EagerNotPresentLeaks extends ShadowPtImpl {
+  protected override guestSetPte(gpgdir: number, vaddr: number, gpte: number): Result {
+    const f = entryFlags(gpte);
+    const r = super.guestSetPte(gpgdir, vaddr, gpte);
+    if (r.ok && !(f & _PAGE_PRESENT) && f & (_PAGE_ACCESSED | _PAGE_DIRTY) && vaddr < this.c.switcherAddr && entryFrame(gpte) < this.c.guestPages) {
+      const vpage = Math.floor(vaddr / 4096);
+      const s = vpage >= this.kernelPage ? this.cpuPgd : this.findPgdir(gpgdir);
+      if (s >= 0 && this.ptePage(s, vpage)) this.getPage(this.c.hostBase + entryFrame(gpte));
+    }
+    return r;
+  }
+}
+
+function mk(
+  id: string,
+  title: string,
+  source: string,
+  expectedToViolate: string[],
+  ctor: new (c: Config) => ShadowPtImpl,
+): M {
+  return { id, title, source, expectedToViolate, create: (c) => new ctor(c) };
+}
+
+const SEED = 'seed 004_24ad7b1795c155e0.txt (lguest page_tables.c)';
+
+export const MUTANTS: readonly M[] = [
+  mk('release-keeps-ref', 'release_pte clears the entry but never puts the page reference', `${SEED}, H:350 get_pfn and H:460 release_pte`, ['refcount-balance'], ReleaseKeepsRef),
+  mk(
+    'release-keeps-entry',
+    'release_pte puts the reference but leaves the entry present',
+    `${SEED}, H:450 release_pgd ("so we never release it twice")`,
+    ['refcount-balance', 'no-double-release'],
+    ReleaseKeepsEntry,
+  ),
+  mk('kernel-pte-current-only', 'a kernel-range setPte reaches only the current top level', `${SEED}, H:410 guest_set_pte`, ['kernel-coherent'], KernelPteCurrentOnly),
+  mk(
+    'eager-writable-clean',
+    'setPte installs a writable shadow entry for an accessed but clean guest PTE',
+    `${SEED}, H:420 do_set_pte (gpte_to_spte(cpu, gpte, dirty) keeps RW)`,
+    ['shadow-sound'],
+    EagerWritableClean,
+  ),
+  mk(
+    'set-pgd-off-by-one',
+    'setPgd accepts idx == PTRS_PER_PGD and drops the next slot\'s first entry',
+    `${SEED}, H:400 guest_set_pgd ("if (idx > PTRS_PER_PGD)")`,
+    [],
+    SetPgdOffByOne,
+  ),
+  mk('reuse-keeps-user', 'a reused top-level slot keeps the previous process\'s user entries', `${SEED}, H:435 new_pgdir`, ['shadow-sound'], ReuseKeepsUser),
+  mk(
+    'set-pgd-remaps-current',
+    'setPgd on the Switcher\'s entry re-maps the Switcher in the current top level, not the one it dropped',
+    `${SEED}, H:400 guest_set_pgd (allocate_switcher_mapping(&lg->cpus[0]))`,
+    ['switcher-intact'],
+    SetPgdRemapsCurrent,
+  ),
+  mk(
+    'eager-not-present-leaks',
+    'setPte with accessed/dirty but not present takes a page reference that nothing holds',
+    `${SEED}, H:420 do_set_pte (no present check before gpte_to_spte)`,
+    ['refcount-balance'],
+    EagerNotPresentLeaks,
+  ),
+];
