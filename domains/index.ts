@@ -6,12 +6,14 @@
 import type { SomeDomain } from '../harness/domain';
 import { prefault } from './prefault';
 import { sevCache } from './sev-cache';
+import { shadowPt } from './shadow-pt';
 import { stage2Dirty } from './stage2-dirty';
 
 export const DOMAINS: readonly SomeDomain[] = [
   // one line per domain, e.g.: shadowPt,
   prefault,
   sevCache,
+  shadowPt,
   stage2Dirty,
 ];
 

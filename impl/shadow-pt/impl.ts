@@ -25,7 +25,6 @@
  * The steps a known bug changes are protected methods, so that a mutant is a
  * small subclass (properties/shadow-pt/mutants.ts).
  */
-import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import {
   _PAGE_ACCESSED,
@@ -194,32 +193,48 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
 
   apply(op: Op): Result {
     if (this.dead && op.op !== 'destroy' && op.op !== 'translate' && op.op !== 'hostRefs') return DEAD;
-    return match(op)
-      .with({ op: 'guestWrite' }, ({ args }) => this.guestWrite(args.gpa, args.value))
-      .with({ op: 'lguestInit' }, ({ args }) => this.lguestInit(args.kernelAddress))
-      .with({ op: 'pageFault' }, ({ args }) => {
-        const f = this.demandPage(args.vaddr, args.errcode);
-        return typeof f === 'string' ? this.killGuest(f) : ({ ok: true, fixed: f } as Result);
-      })
-      .with({ op: 'setPte' }, ({ args }) => this.guestSetPte(args.pgdir, args.vaddr, args.gpte))
-      .with({ op: 'setPgd' }, ({ args }) => this.guestSetPgd(args.pgdir, args.idx))
-      .with({ op: 'setPmd' }, () => (this.g.pae ? this.orKill(this.clearAll()) : EINVAL))
-      .with({ op: 'newPagetable' }, ({ args }) => this.guestNewPagetable(args.pgtable, args.victim))
-      .with({ op: 'flushUser' }, () => (this.flushUserMappings(this.cpuPgd), OK))
-      .with({ op: 'flushAll' }, () => this.orKill(this.clearAll()))
-      .with({ op: 'setStack' }, ({ args }) => {
-        this.stackVaddr = args.vaddr;
-        this.stackPages = args.pages;
+    // A plain switch: this is the hot path (the model uses ts-pattern's exhaustive match).
+    switch (op.op) {
+      case 'guestWrite':
+        return this.guestWrite(op.args.gpa, op.args.value);
+      case 'lguestInit':
+        return this.lguestInit(op.args.kernelAddress);
+      case 'pageFault': {
+        const f = this.demandPage(op.args.vaddr, op.args.errcode);
+        return typeof f === 'string' ? this.killGuest(f) : { ok: true, fixed: f };
+      }
+      case 'setPte':
+        return this.guestSetPte(op.args.pgdir, op.args.vaddr, op.args.gpte);
+      case 'setPgd':
+        return this.guestSetPgd(op.args.pgdir, op.args.idx);
+      case 'setPmd':
+        return this.g.pae ? this.orKill(this.clearAll()) : EINVAL;
+      case 'newPagetable':
+        return this.guestNewPagetable(op.args.pgtable, op.args.victim);
+      case 'flushUser':
+        this.flushUserMappings(this.cpuPgd);
+        return OK;
+      case 'flushAll':
+        return this.orKill(this.clearAll());
+      case 'setStack':
+        this.stackVaddr = op.args.vaddr;
+        this.stackPages = op.args.pages;
         return this.orKill(this.pinStackPages());
-      })
-      .with({ op: 'pinPage' }, ({ args }) => this.orKill(this.pinPage(args.vaddr)))
-      .with({ op: 'runOnCpu' }, ({ args }) => this.mapSwitcherInGuest(args.cpu))
-      .with({ op: 'translate' }, ({ args }) => this.translate(args.vaddr))
-      .with({ op: 'hostRefs' }, ({ args }) =>
-        args.gfn >= this.c.guestPages ? EINVAL : ({ ok: true, refs: this.refcount[args.gfn]! } as Result),
-      )
-      .with({ op: 'destroy' }, () => this.destroy())
-      .exhaustive();
+      case 'pinPage':
+        return this.orKill(this.pinPage(op.args.vaddr));
+      case 'runOnCpu':
+        return this.mapSwitcherInGuest(op.args.cpu);
+      case 'translate':
+        return this.translate(op.args.vaddr);
+      case 'hostRefs':
+        return op.args.gfn >= this.c.guestPages ? EINVAL : { ok: true, refs: this.refcount[op.args.gfn]! };
+      case 'destroy':
+        return this.destroy();
+      default: {
+        const never: never = op;
+        return never;
+      }
+    }
   }
 
   liveView(): { view: View; scope: Scope } {

@@ -109,6 +109,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   private chooseLevel(gfn: number): number {
     const slot = slotOf(this.config, gfn)!;
     const priv = this.isPrivate(gfn);
+    const dflt = this.config.privateByDefault;
     const max = isConfidential(this.config.vmType) && !this.finalized ? 1 : VM_MAX_LEVEL[this.config.vmType];
     for (let level = max; level > 1; level--) {
       if (level > LEVEL_OF[slot.backing]) continue;
@@ -116,17 +117,15 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       const start = Math.floor(gfn / n) * n;
       // Every page of the block must be in gfn's memslot ...
       const slotEnd = slot.baseGfn + slot.npages;
-      let ok = true;
-      for (let p = start; p < start + n && ok; p++) {
-        this.pageSteps++;
-        ok = p >= slot.baseGfn && p < slotEnd;
-      }
+      let p = start;
+      while (p < start + n && p >= slot.baseGfn && p < slotEnd) p++;
       // ... and have gfn's attribute.
-      for (let p = start; p < start + n && ok; p++) {
-        this.pageSteps++;
-        ok = this.isPrivate(p) === priv;
+      if (p === start + n) {
+        p = start;
+        while (p < start + n && (this.attrs.get(p) ?? dflt) === priv) p++;
       }
-      if (ok) return level;
+      this.pageSteps += p - start + 1;
+      if (p === start + n) return level;
     }
     return 1;
   }
@@ -135,10 +134,8 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     const n = PAGES_OF_LEVEL[level]!;
     const start = Math.floor(gfn / n) * n;
     const leaf: Leaf = { gfn: start, size: SIZE_OF_LEVEL[level]!, private: this.isPrivate(gfn) };
-    for (let p = start; p < start + n; p++) {
-      this.pageSteps++;
-      this.pages.set(p, leaf);
-    }
+    for (let p = start; p < start + n; p++) this.pages.set(p, leaf);
+    this.pageSteps += n;
     // The leaves it replaces all lie inside the new one.
     const i = firstLeafEndingAfter(this.leafList, start);
     let j = i;

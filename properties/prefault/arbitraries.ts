@@ -14,6 +14,7 @@ import {
   PAGE_SIZE,
   U64_LIMIT,
   isConfidential,
+  maxLeafLevel,
   type LeafSize,
   type Memslot,
   type PrefaultConfig,
@@ -97,9 +98,10 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
   const gfn = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...interesting) }, { weight: 2, arbitrary: slotInterior(c) });
   // Mostly a few pages; block-sized ranges (the 2 MiB hazards) less often, since on
   // 4 KiB-only VMs they cost hundreds of leaves.
+  const hugeOk = maxLeafLevel(c) > 1;
   const npages = fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom(1, 1, 2, 3, 4, 8, 16) },
-    { weight: 2, arbitrary: fc.constantFrom(256, 511, 512, 513) },
+    { weight: 20, arbitrary: fc.constantFrom(1, 1, 2, 3, 4, 8, 16) },
+    { weight: hugeOk ? 4 : 1, arbitrary: fc.constantFrom(256, 511, 512, 513) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 1100 }) },
   );
   const signalAfter = fc.oneof(
@@ -123,7 +125,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
   );
 
   const preFaultValid: fc.Arbitrary<Step> = fc.oneof(
-    { weight: 8, arbitrary: fc.tuple(gfn, npages, signalAfter).map(([g, n, sig]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE, 0, sig))) },
+    { weight: 16, arbitrary: fc.tuple(gfn, npages, signalAfter).map(([g, n, sig]) => one(pf(g * PAGE_SIZE, n * PAGE_SIZE, 0, sig))) },
     {
       // pre_fault_memory_test: the whole slot, and a range running past the slot's end
       weight: 1,

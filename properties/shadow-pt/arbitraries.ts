@@ -161,8 +161,8 @@ function intentArb(w: World): fc.Arbitrary<Intent> {
     { weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }) },
     { weight: 1, arbitrary: fc.constant({ k: 'init' as const }) },
-    { weight: 1, arbitrary: fc.constant({ k: 'destroy' as const }) },
-    { weight: 9, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 0, max: 19 }), v: fc.nat(), t, x: fc.nat() }) },
+    // Bad input that the host answers without killing the guest (kinds 8-19).
+    { weight: 9, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 19 }), v: fc.nat(), t, x: fc.nat() }) },
   ).map((i) => i as Intent);
 }
 
@@ -398,11 +398,31 @@ function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; 
   });
 }
 
+/**
+ * Bad input that kills the guest (kinds 0-7) ends the useful part of a trace
+ * (every later op is DEAD), so a trace carries at most one, at a random
+ * point, and a destroy at most once, near the end; bad input the host
+ * answers without a kill is spread through the body (~1 op in 10 is bad).
+ */
 export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const w = planWorld(c);
+  const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
+  const killer = fc.option(
+    fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true }), kind: fc.integer({ min: 0, max: 7 }), v: fc.nat(), t, x: fc.nat() }),
+    { freq: 2 },
+  );
   return fc
-    .tuple(prologueArb(w), fc.array(intentArb(w), { maxLength: Math.max(1, maxOps) }), fc.integer({ min: 0, max: 7 }))
-    .map(([pro, intents, errs]) => {
+    .tuple(
+      prologueArb(w),
+      fc.array(intentArb(w), { maxLength: Math.max(1, maxOps), size: 'max' }),
+      fc.integer({ min: 0, max: 7 }),
+      killer,
+      fc.option(fc.double({ min: 0.7, max: 1, noNaN: true }), { freq: 5 }),
+    )
+    .map(([pro, body, errs, kill, destroyAt]) => {
+      const intents: Intent[] = [...body];
+      if (kill) intents.splice(Math.floor(kill.at * intents.length), 0, { k: 'bad', kind: kill.kind, v: kill.v, t: kill.t, x: kill.x });
+      if (destroyAt !== null) intents.splice(Math.floor(destroyAt * intents.length), 0, { k: 'destroy' });
       const x = new Expander(w);
       if (pro.init) x.out.push({ op: 'lguestInit', args: { kernelAddress: w.kernelAddress } });
       for (const f of pro.linear) x.out.push({ op: 'pageFault', args: { vaddr: f * PAGE_SIZE, errcode: errs & ERR_WRITE } });

@@ -8,7 +8,6 @@
  * with binary searches into the sorted leaf and attribute lists.
  */
 import type { Invariant } from '../../harness/domain';
-import { slotOf } from './config';
 import {
   LEVEL_OF,
   PAGE_SIZE,
@@ -147,23 +146,30 @@ export const leafSound: Invariant<PrefaultConfig, View, Scope> = {
   source: `${SEED}: the RFC's IS_ALIGNED(base_gfn, KVM_PAGES_PER_HPAGE(level)) level choice and the gmem_max_level hook ("TDX allows only 4KB mapping"); upstream kvm_mmu_max_mapping_level / kvm_max_private_mapping_level.`,
   check(view, config, scope) {
     const vmMax = VM_MAX_LEVEL[config.vmType];
-    for (const l of scoped(view.leaves, scope)) {
+    const leaves = scoped(view.leaves, scope);
+    const slots = config.memslots;
+    const runs = view.attributes;
+    // Leaves, slots and attribute runs are all in gfn order: walk them together.
+    let si = 0;
+    let ri = leaves.length > 0 ? Math.max(0, findRun(runs, leaves[0]!.gfn)) : 0;
+    for (const l of leaves) {
       const n = pagesOf(l.size);
       const end = l.gfn + n;
       if (l.gfn % n !== 0) return `the ${leafName(l)} is not ${l.size}-aligned.`;
       if (LEVEL_OF[l.size] > vmMax) return `the ${leafName(l)} is larger than a ${config.vmType} VM may map.`;
-      const s = slotOf(config, l.gfn);
-      if (s === undefined) return `the ${leafName(l)} maps a page in no memslot.`;
+      while (si < slots.length && slots[si]!.baseGfn + slots[si]!.npages <= l.gfn) si++;
+      const s = slots[si];
+      if (s === undefined || s.baseGfn > l.gfn) return `the ${leafName(l)} maps a page in no memslot.`;
       if (end > s.baseGfn + s.npages) {
         return `the ${leafName(l)} crosses the end of memslot ${s.id} at gfn ${hex(s.baseGfn + s.npages)}.`;
       }
       if (LEVEL_OF[l.size] > LEVEL_OF[s.backing]) {
         return `the ${leafName(l)} is larger than memslot ${s.id}'s ${s.backing} host backing.`;
       }
-      let i = findRun(view.attributes, l.gfn);
-      if (i < 0) return `the ${leafName(l)} covers gfn ${hex(l.gfn)}, which has no attribute.`;
-      for (; i < view.attributes.length; i++) {
-        const r = view.attributes[i]!;
+      while (ri < runs.length && runs[ri]!.gfn + runs[ri]!.npages <= l.gfn) ri++;
+      if (ri >= runs.length || runs[ri]!.gfn > l.gfn) return `the ${leafName(l)} covers gfn ${hex(l.gfn)}, which has no attribute.`;
+      for (let k = ri; k < runs.length; k++) {
+        const r = runs[k]!;
         if (r.gfn >= end) break;
         if (r.private !== l.private) {
           const g = Math.max(r.gfn, l.gfn);
