@@ -150,6 +150,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       const head = `${d.id}: ${outcome.failure ? 'FAILED' : 'ok'} — ${outcome.runsExecuted}/${outcome.runsPlanned} runs, ${outcome.tallies.steps} ops in ${(outcome.elapsedMs / 1000).toFixed(2)}s (${rate} ops/s)${outcome.interrupted ? ', stopped by --time-limit' : ''}${shard ? `, shard ${shard.index + 1}/${shard.count}` : ''}${workers > 1 ? `, ${workers} workers` : ''}${mutant ? `, against mutant ${mutant}` : ''}`;
       out(head);
       out(formatTallies(outcome.tallies));
+      if (d.costReport) for (const line of d.costReport(outcome.tallies.counters.model, outcome.tallies.counters.impl)) out(`    ${line}`);
       let saved: string | null = null;
       if (outcome.failure) {
         if (useCorpus) saved = saveCounterexample(d, outcome.failure);

@@ -64,11 +64,15 @@ function readJson(file: string): unknown {
 type Recorded = { mutants?: { domain: string; mutant: string; killed: boolean; caughtBy: string | null }[] };
 type LastCheck = { domains?: { [d: string]: { invariants?: { [id: string]: { checks: number; nonTrivial: number } } } } };
 
+/** The package root (spec/cases lives there, wherever the command runs from). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
 export function buildAudit(
   domains: readonly SomeDomain[],
-  options: { root?: string; fresh?: boolean; seed?: number } = {},
+  options: { root?: string; casesRoot?: string; fresh?: boolean; seed?: number } = {},
 ): AuditReport {
   const root = options.root ?? process.cwd();
+  const casesRoot = options.casesRoot ?? PACKAGE_ROOT;
   const recorded = readJson(path.join(root, '.hvspec', 'last-mutants.json')) as Recorded | undefined;
   const lastCheck = readJson(path.join(root, '.hvspec', 'last-check.json')) as LastCheck | undefined;
   const invariants: AuditInvariant[] = [];
@@ -93,13 +97,13 @@ export function buildAudit(
 
       // Cases: replay each with tallies; an invariant is exercised by a case if some check of it was non-trivial.
       const exercisedBy: { [inv: string]: string[] } = {};
-      for (const file of listCaseFiles(path.join(root, 'spec', 'cases', d.id))) {
+      for (const file of listCaseFiles(path.join(casesRoot, 'spec', 'cases', d.id))) {
         const loaded = loadCaseFile(file);
         if (!loaded.ok) continue;
         const tallies = emptyTallies();
         replayCase(loaded.value, { tallies });
         for (const [inv, t] of Object.entries(tallies.invariants)) {
-          if (t.nonTrivial > 0) (exercisedBy[inv] ??= []).push(path.relative(root, file));
+          if (t.nonTrivial > 0) (exercisedBy[inv] ??= []).push(path.relative(casesRoot, file));
         }
       }
 

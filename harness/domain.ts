@@ -176,6 +176,12 @@ export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = neve
   readonly mutantBudget: { readonly runs: number; readonly maxOps: number };
   /** Bounded exploration (optional until a domain declares it). */
   readonly exploration?: Exploration<C, O>;
+  /**
+   * Optional lines explaining the cost counters of a campaign (e.g. CPUs
+   * written back per release, impl vs model vs the minimum); printed by
+   * `check` under the raw counters.
+   */
+  costReport?(model: Readonly<Record<string, number>>, impl: Readonly<Record<string, number>>): string[];
   /** Short text describing an op for traces (default: JSON of args). */
   describeOp?(op: O): string;
 }

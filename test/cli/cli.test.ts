@@ -175,6 +175,29 @@ describe('cli', function () {
     assert.ok(typeof j.statesPerSecond === 'number' && typeof j.peakHeapMiB === 'number');
   });
 
+  it('mutants, then audit --format markdown lists every invariant with its source and killing mutants', () => {
+    const m = hvspec(['mutants', '--json', '--no-explore'], cwd);
+    assert.equal(m.code, 0, m.stdout + m.stderr);
+    const kills = JSON.parse(m.stdout) as { survived: number; mutants: { domain: string; mutant: string; caughtBy: string }[] };
+    assert.equal(kills.survived, 0);
+    const r = hvspec(['audit', '--format', 'markdown'], cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.split('\n').filter((l) => l.startsWith('| '));
+    for (const some of DOMAINS) {
+      for (const inv of some.use((d) => d.invariants)) {
+        const row = rows.find((l) => l.startsWith(`| ${some.id} | \`${inv.id}\` |`));
+        assert.ok(row, `no audit row for ${some.id}/${inv.id}`);
+        assert.ok(row.includes(inv.source.replace(/\|/g, '\\|').replace(/\n/g, ' ')), `${inv.id}: source missing`);
+        for (const k of kills.mutants.filter((x) => x.domain === some.id && x.caughtBy === inv.id)) {
+          assert.ok(row.includes(`\`${k.mutant}\``), `${inv.id}: killing mutant ${k.mutant} missing`);
+        }
+      }
+    }
+    // Every invariant is shown to fail somewhere: by a mutant (here) or a hand-built bad View (unit tests).
+    const j = JSON.parse(hvspec(['audit', '--format', 'json'], cwd).stdout) as { invariants: { id: string; cases: string[] }[] };
+    assert.equal(j.invariants.length, rows.filter((l) => /^\| [a-z0-9-]+ \| `/.test(l)).length);
+  });
+
   it('schema writes one schema per domain', () => {
     const dir = scratch();
     const r = hvspec(['schema', '--out', dir], cwd);
