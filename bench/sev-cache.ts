@@ -10,10 +10,9 @@
  *     invalidate no line outside ASID recycling; the model (WBINVD on every
  *     CPU at every release) is shown beside it. Also lockstep on that trace.
  */
-import * as fc from 'fast-check';
 import type { Json } from '../harness/domain';
-import { caseArbitrary } from '../harness/check';
 import { runTrace } from '../harness/lockstep';
+import { fmt, lockstepThroughput, timeMs } from './harness';
 import { sevCacheDomain } from '../domains/sev-cache';
 import type { Config, SevOp } from '../spec/sev-cache/types';
 
@@ -90,51 +89,42 @@ export function pinnedTrace(rounds: number, seed = 1): SevOp[] {
   return ops;
 }
 
-function time<T>(f: () => T): { value: T; ms: number } {
-  const t0 = process.hrtime.bigint();
-  const value = f();
-  return { value, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
-}
-
 export default function bench(log: (line: string) => void): Json {
   const d = sevCacheDomain;
 
-  // 1. Lockstep on the random-search traces.
-  const samples = fc.sample(caseArbitrary(d, d.budget.maxOps), { seed: 42, numRuns: 600 });
-  let randomOps = 0;
-  for (const s of samples) randomOps += s.ops.length;
-  for (const s of samples) runTrace(d, s.config, s.ops); // warm up (JIT)
-  const rnd = time(() => {
-    let failures = 0;
-    for (const s of samples) if (runTrace(d, s.config, s.ops).failure) failures++;
-    return failures;
-  });
-  const randomOpsPerSec = Math.round(randomOps / (rnd.ms / 1000));
-  log(`sev-cache lockstep (random-search traces): ${randomOps} ops in ${rnd.ms.toFixed(0)} ms = ${randomOpsPerSec} ops/s, failures ${rnd.value}`);
+  // 1. Lockstep on the random-search traces (best of 3 after a warm-up).
+  const random = lockstepThroughput(d, { traces: 600, maxOps: d.budget.maxOps, seed: 42 });
+  log(`sev-cache lockstep (random-search traces): ${random.ops} ops, ${fmt(random.opsPerSecond)} ops/s (${random.microsecondsPerOp.toFixed(1)} us/op)`);
 
   // 2. The pinned 64-CPU machine.
   const trace = pinnedTrace(3000);
-  const model = d.createModel(PINNED_CONFIG);
-  const impl = d.createImpl(PINNED_CONFIG);
-  const tm = time(() => {
+  let mc: Readonly<Record<string, number>> = {};
+  let ic: Readonly<Record<string, number>> = {};
+  const modelMs = timeMs(() => {
+    const model = d.createModel(PINNED_CONFIG);
     for (const op of trace) model.apply(op);
+    mc = model.counters!();
   });
-  const ti = time(() => {
+  const implMs = timeMs(() => {
+    const impl = d.createImpl(PINNED_CONFIG);
     for (const op of trace) impl.apply(op);
+    ic = impl.counters!();
   });
-  const mc = model.counters!();
-  const ic = impl.counters!();
-  const lock = time(() => runTrace(d, PINNED_CONFIG, trace));
-  const lockOpsPerSec = Math.round(trace.length / (lock.ms / 1000));
+  let failure: string | null = null;
+  const lockMs = timeMs(() => {
+    const out = runTrace(d, PINNED_CONFIG, trace);
+    failure = out.failure ? `step ${out.failure.step}: ${out.failure.message}` : null;
+  }, 1);
+  const perSec = (ms: number): number => Math.round(trace.length / (ms / 1000));
   const exact = ic['cpusWrittenBack'] === ic['minimumCpus'];
   log(`sev-cache pinned 64 CPUs / 16 VMs x 4 CPUs: ${trace.length} ops, ${ic['releases']} releases, ${ic['recycles']} ASID recycles`);
   log(`  CPUs written back   model ${mc['cpusWrittenBack']}  impl ${ic['cpusWrittenBack']}  minimum ${ic['minimumCpus']}  (impl ${exact ? '=' : '!='} minimum)`);
-  log(`  lines invalidated   model ${mc['linesInvalidated']}  impl ${ic['linesInvalidated']}  (outside recycling); recycling: model ${mc['recycleLinesInvalidated']}  impl ${ic['recycleLinesInvalidated']}`);
-  log(`  apply only: model ${Math.round(trace.length / (tm.ms / 1000))} ops/s, impl ${Math.round(trace.length / (ti.ms / 1000))} ops/s (${(tm.ms / ti.ms).toFixed(1)}x)`);
-  log(`  lockstep on this trace: ${lockOpsPerSec} ops/s, ${lock.value.failure ? 'FAILED: ' + lock.value.failure.message : 'all invariants hold'}`);
+  log(`  lines invalidated   model ${mc['linesInvalidated']}  impl ${ic['linesInvalidated']}  (outside recycling); by recycling: model ${mc['recycleLinesInvalidated']}  impl ${ic['recycleLinesInvalidated']}`);
+  log(`  apply only: model ${fmt(perSec(modelMs))} ops/s, impl ${fmt(perSec(implMs))} ops/s`);
+  log(`  lockstep on this trace: ${fmt(perSec(lockMs))} ops/s, ${failure ?? 'all invariants hold'}`);
 
   return {
-    randomLockstep: { ops: randomOps, ms: Math.round(rnd.ms), opsPerSec: randomOpsPerSec, failures: rnd.value },
+    randomLockstep: { ops: random.ops, opsPerSec: random.opsPerSecond, usPerOp: Math.round(random.microsecondsPerOp * 10) / 10 },
     pinned: {
       ops: trace.length,
       releases: ic['releases']!,
@@ -143,9 +133,9 @@ export default function bench(log: (line: string) => void): Json {
       linesInvalidated: { model: mc['linesInvalidated']!, impl: ic['linesInvalidated']! },
       recycleLinesInvalidated: { model: mc['recycleLinesInvalidated']!, impl: ic['recycleLinesInvalidated']! },
       implExactlyMinimum: exact,
-      applyOpsPerSec: { model: Math.round(trace.length / (tm.ms / 1000)), impl: Math.round(trace.length / (ti.ms / 1000)) },
-      lockstepOpsPerSec: lockOpsPerSec,
-      lockstepFailure: lock.value.failure ? lock.value.failure.message : null,
+      applyOpsPerSec: { model: perSec(modelMs), impl: perSec(implMs) },
+      lockstepOpsPerSec: perSec(lockMs),
+      lockstepFailure: failure,
     },
   };
 }

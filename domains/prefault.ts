@@ -97,8 +97,18 @@ export const prefaultDomain: Domain<PrefaultConfig, PrefaultOp, PrefaultResult, 
   mergeScopes,
   arbitraries: { config: arb.config, ops: arb.ops },
   budget: { runs: 300, maxOps: 40 },
-  mutantBudget: { runs: 400, maxOps: 40 },
+  mutantBudget: { runs: 300, maxOps: 40 },
   exploration: { config: EXPLORE_CONFIG, alphabet },
+  costReport(model, impl) {
+    const leaves = impl['leavesInstalled'] ?? 0;
+    const pages = impl['pagesCovered'] ?? 0;
+    const steps = model['pageSteps'] ?? 0;
+    const chunks = impl['chunks'] ?? 0;
+    return [
+      `impl: ${leaves} leaf installs covering ${pages} pages (${leaves > 0 ? (pages / leaves).toFixed(1) : '0'} pages per leaf), ${chunks} pre-fault chunks`,
+      `model: ${steps} page steps for the same leaves (${leaves > 0 ? (steps / leaves).toFixed(1) : '0'} per leaf)`,
+    ];
+  },
   describeOp,
 };
 

@@ -15,9 +15,10 @@ import { mutants } from '../properties/stage2-dirty/mutants';
 
 /**
  * The observable parts of the View: slots (logging, bitmap, ghosts), the
- * flattened mappings, memory, and the ghost block count. The TLB and the
- * table pages are the implementation's own business (the model has
- * neither); the invariants judge them. Compared field by field (this runs
+ * mappings, the TLB (cached translations and the flushes the spec names),
+ * memory, and the ghost block count. The table pages are the
+ * implementation's own business (the model has none); table-counts judges
+ * them. Compared field by field (this runs
  * after every op of every lockstep trace), with the generic first-difference
  * report only once a difference is known.
  */
@@ -58,11 +59,22 @@ function memoryEqual(a: View['memory'], b: View['memory']): boolean {
   return true;
 }
 
+function tlbEqual(a: View['tlb'], b: View['tlb']): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.gfn !== y.gfn || x.npages !== y.npages || x.pfn !== y.pfn || x.writable !== y.writable) return false;
+  }
+  return true;
+}
+
 function viewsAgree(model: View, impl: View): string | null {
   const diff = (name: string, a: unknown, b: unknown) => `model and implementation disagree on ${firstDifference(a, b, `view.${name}`)}`;
   if (!slotsEqual(model.slots, impl.slots)) return diff('slots', model.slots, impl.slots);
   if (!mappingsEqual(model.mappings, impl.mappings)) return diff('mappings', model.mappings, impl.mappings);
   if (!memoryEqual(model.memory, impl.memory)) return diff('memory', model.memory, impl.memory);
+  if (!tlbEqual(model.tlb, impl.tlb)) return diff('tlb', model.tlb, impl.tlb);
   if (model.blocksWhileLogging !== impl.blocksWhileLogging) {
     return diff('blocksWhileLogging', model.blocksWhileLogging, impl.blocksWhileLogging);
   }
@@ -98,27 +110,35 @@ export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
   budget: { runs: 300, maxOps: 60 },
   mutantBudget: { runs: 300, maxOps: 60 },
   exploration: {
+    // Two small slots (THP and hugetlbfs) whose host frames differ from their
+    // guest frames, with 4-page blocks: every hazard is a few ops deep.
     config: {
-      memslots: [{ id: 0, baseGfn: 0, npages: 12, backing: 'thp' }],
-      blockPages: 8,
+      memslots: [
+        { id: 0, baseGfn: 4, npages: 8, backing: 'thp' },
+        { id: 1, baseGfn: 12, npages: 4, backing: 'hugetlb' },
+      ],
+      blockPages: 4,
     },
     alphabet: () => [
-      { op: 'guestRead', args: { gfn: 1 } },
-      { op: 'guestRead', args: { gfn: 9 } },
-      { op: 'guestWrite', args: { gfn: 1, value: 1 } },
-      { op: 'guestWrite', args: { gfn: 2, value: 2 } },
+      { op: 'guestRead', args: { gfn: 5 } },
+      { op: 'guestRead', args: { gfn: 13 } },
+      { op: 'guestWrite', args: { gfn: 5, value: 1 } },
+      { op: 'guestWrite', args: { gfn: 6, value: 2 } },
       { op: 'guestWrite', args: { gfn: 9, value: 3 } },
-      { op: 'guestWrite', args: { gfn: 12, value: 4 } },
+      { op: 'guestWrite', args: { gfn: 13, value: 4 } },
+      { op: 'guestWrite', args: { gfn: 16, value: 5 } },
       { op: 'enableDirtyLog', args: { slot: 0 } },
+      { op: 'enableDirtyLog', args: { slot: 1 } },
       { op: 'disableDirtyLog', args: { slot: 0 } },
       { op: 'getDirtyLog', args: { slot: 0 } },
-      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 12 } },
-      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 5 } },
-      { op: 'unmapRange', args: { gfn: 2, npages: 1 } },
-      { op: 'unmapRange', args: { gfn: 6, npages: 4 } },
-      { op: 'tlbEvict', args: { gfn: 1 } },
-      { op: 'mappingOf', args: { gfn: 1 } },
-      { op: 'mappingOf', args: { gfn: 9 } },
+      { op: 'getDirtyLog', args: { slot: 1 } },
+      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 8 } },
+      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 3 } },
+      { op: 'unmapRange', args: { gfn: 6, npages: 1 } },
+      { op: 'unmapRange', args: { gfn: 3, npages: 6 } },
+      { op: 'tlbEvict', args: { gfn: 5 } },
+      { op: 'mappingOf', args: { gfn: 5 } },
+      { op: 'mappingOf', args: { gfn: 13 } },
     ],
   },
   describeOp,

@@ -53,6 +53,13 @@ export const SPTE_LAST = 1 << 1;
 export const SPTE_PRIVATE = 1 << 2;
 export const SPTE_CHILD_SHIFT = 3;
 
+/** Kernel errno values the pre-fault path returns negated, and their names in results. */
+const ENOENT = 2;
+const EINTR = 4;
+const EIO = 5;
+const EOPNOTSUPP = 95;
+const ERRNO_NAME: Readonly<Record<number, string>> = { [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EIO]: 'EIO', [EOPNOTSUPP]: 'EOPNOTSUPP' };
+
 export const PT_ENTRIES = 512;
 /** Root level: PML4, each entry 512 GiB. */
 export const ROOT_LEVEL = 4;
@@ -60,9 +67,18 @@ const BITMAP_WORDS = PT_ENTRIES / 32;
 /** Pages spanned by one entry at each level (index = level). */
 const SPAN: readonly number[] = [0, 1, 512, 512 * 512, 512 * 512 * 512];
 
-/** Index of `gfn` in a table of `level` (gfn < 2^36, so the top level needs a division, not a shift). */
+/** Shift of the index bits for levels 1-3 (the low 27 bits of a gfn). */
+const SHIFT: readonly number[] = [0, 0, 9, 18];
+const ROOT_SPAN = 512 * 512 * 512;
+
+/**
+ * Index of `gfn` in a table of `level`. A gfn has 36 bits, more than JS bit
+ * operators take, so the root index comes from a division and the lower
+ * three from shifts of the remaining 27 bits.
+ */
 function pteIndex(gfn: number, level: number): number {
-  return Math.floor(gfn / SPAN[level]!) % PT_ENTRIES;
+  if (level === ROOT_LEVEL) return Math.floor(gfn / ROOT_SPAN);
+  return ((gfn % ROOT_SPAN) >>> SHIFT[level]!) & (PT_ENTRIES - 1);
 }
 
 /** Per-memslot state: bounds, backing level, attribute run-lengths, added-page bitmap. */
@@ -184,21 +200,18 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     if (end > this.dirtyEnd) this.dirtyEnd = end;
   }
 
-  /** Level of the leaf mapping gfn (0 if unmapped); the SPTE is left in `lastSpte`. */
+  /** Level of the leaf mapping gfn, 0 if unmapped (every present level-1 entry is a leaf). */
   protected lookup(gfn: number): number {
     let table = 0;
-    for (let level = ROOT_LEVEL; level >= 1; level--) {
+    let level = ROOT_LEVEL;
+    for (;;) {
       const spte = this.spt[table * PT_ENTRIES + pteIndex(gfn, level)]!;
       if ((spte & SPTE_PRESENT) === 0) return 0;
-      if ((spte & SPTE_LAST) !== 0) {
-        this.lastSpte = spte;
-        return level;
-      }
+      if ((spte & SPTE_LAST) !== 0) return level;
       table = spte >>> SPTE_CHILD_SHIFT;
+      level--;
     }
-    return 0;
   }
-  protected lastSpte = 0;
 
   /** Install one leaf of `level` covering gfn; a lower table under it is freed. */
   protected installLeaf(gfn: number, level: number, isPrivate: boolean): void {
@@ -256,6 +269,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     const span = SPAN[level]!;
     const lo = Math.max(0, Math.floor((start - base) / span));
     const hi = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    if (lo > hi) return;
     for (let w = lo >>> 5; w <= hi >>> 5; w++) {
       let bits = this.present[table * BITMAP_WORDS + w]!;
       while (bits !== 0) {
@@ -319,15 +333,8 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   private setAttrRange(s: SlotState, start: number, end: number, priv: boolean): void {
     const starts: number[] = [];
     const privs: boolean[] = [];
+    // Pushed in increasing gfn order; a run with its predecessor's attribute merges into it.
     const push = (g: number, p: boolean): void => {
-      if (starts.length > 0 && starts[starts.length - 1] === g) {
-        privs[privs.length - 1] = p;
-        if (privs.length > 1 && privs[privs.length - 2] === p) {
-          starts.pop();
-          privs.pop();
-        }
-        return;
-      }
       if (privs.length > 0 && privs[privs.length - 1] === p) return;
       starts.push(g);
       privs.push(p);
@@ -375,16 +382,49 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
 
   /** Map gfn as a read fault would; returns the level of the leaf now covering it. */
   protected mapFault(s: SlotState, gfn: number): number {
-    const level = this.faultLevel(s, gfn);
-    const cur = this.lookup(gfn);
-    if (cur >= level) return cur;
-    this.installLeaf(gfn, level, this.isPrivate(s, gfn));
+    return this.tdpMap(gfn, this.faultLevel(s, gfn), this.isPrivate(s, gfn));
+  }
+
+  /**
+   * One walk from the root, like kvm_tdp_mmu_map(): allocate missing tables
+   * down to `level`; stop at a leaf already there (the same level: a spurious
+   * fault; a larger one cannot occur, see installLeaf); else write the leaf,
+   * freeing a lower table it replaces. Returns the level of the leaf mapping gfn.
+   */
+  protected tdpMap(gfn: number, level: number, isPrivate: boolean): number {
+    const top = Math.floor(gfn / ROOT_SPAN);
+    const low = gfn - top * ROOT_SPAN;
+    let table = 0;
+    for (let l = ROOT_LEVEL; l > level; l--) {
+      const i = l === ROOT_LEVEL ? top : (low >>> SHIFT[l]!) & (PT_ENTRIES - 1);
+      const spte = this.spt[table * PT_ENTRIES + i]!;
+      if ((spte & SPTE_PRESENT) === 0) {
+        const child = this.allocTable();
+        this.setSpte(table, i, (child << SPTE_CHILD_SHIFT) | SPTE_PRESENT);
+        table = child;
+      } else if ((spte & SPTE_LAST) !== 0) return l;
+      else table = spte >>> SPTE_CHILD_SHIFT;
+    }
+    const i = (low >>> SHIFT[level]!) & (PT_ENTRIES - 1);
+    const old = this.spt[table * PT_ENTRIES + i]!;
+    if ((old & SPTE_PRESENT) !== 0) {
+      if ((old & SPTE_LAST) !== 0) return level;
+      this.freeTable(old >>> SPTE_CHILD_SHIFT);
+    }
+    this.setSpte(table, i, SPTE_PRESENT | SPTE_LAST | (isPrivate ? SPTE_PRIVATE : 0));
+    const n = PAGES_OF_LEVEL[level]!;
+    this.stats.leavesInstalled++;
+    this.stats.pagesCovered += n;
+    this.touch(gfn - (gfn % n), gfn - (gfn % n) + n);
     return level;
   }
 
   // -- KVM_PRE_FAULT_MEMORY ------------------------------------------------
 
-  /** kvm_arch->pre_fault_allowed: true for default/sw-protected, set by finalize for SNP/TDX. */
+  /**
+   * kvm->arch.pre_fault_allowed ("KVM: x86: disallow pre-fault for SNP VMs before
+   * initialization"): true for default/sw-protected VMs, set by finalize for SNP/TDX.
+   */
   protected prefaultAllowed(): boolean {
     return !this.confidential || this.finalized;
   }
@@ -394,12 +434,12 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return Math.min(size, leafEnd - gpa);
   }
 
-  /** One chunk: map the leaf covering gpa; the bytes processed, or an errno. */
-  protected preFaultChunk(gpa: number, size: number): number | string {
-    if (!this.prefaultAllowed()) return 'EOPNOTSUPP';
+  /** One chunk (kvm_arch_vcpu_pre_fault_memory): map the leaf covering gpa; the bytes processed, or -errno. */
+  protected preFaultChunk(gpa: number, size: number): number {
+    if (!this.prefaultAllowed()) return -EOPNOTSUPP;
     const gfn = gpa / PAGE_SIZE;
     const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
-    if (s === undefined) return 'ENOENT'; // no memslot: RET_PF_EMULATE -> -ENOENT
+    if (s === undefined) return -ENOENT; // no memslot: RET_PF_EMULATE -> -ENOENT
     const level = this.mapFault(s, gfn);
     const n = PAGES_OF_LEVEL[level]!;
     const leafEnd = (gfn - (gfn % n) + n) * PAGE_SIZE;
@@ -410,25 +450,22 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   protected preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultResult {
     if (!preFaultArgsValid(gpa, size, flags)) return { ok: false, error: 'EINVAL', gpa, size };
     const full = size;
-    let error = 'EIO';
+    let r = -EIO;
     let chunks = 0;
     do {
       if (signalAfter !== null && chunks === signalAfter) {
-        error = 'EINTR';
+        r = -EINTR;
         break;
       }
-      const r = this.preFaultChunk(gpa, size);
-      if (typeof r === 'string') {
-        error = r;
-        break;
-      }
+      r = this.preFaultChunk(gpa, size);
+      if (r < 0) break;
       gpa += r;
       size -= r;
       chunks++;
-      this.stats.chunks++;
     } while (size > 0);
+    this.stats.chunks += chunks;
     // "Return success if at least one page was mapped successfully."
-    return size === full ? { ok: false, error, gpa, size } : { ok: true, gpa, size };
+    return size === full ? { ok: false, error: ERRNO_NAME[-r] ?? 'EIO', gpa, size } : { ok: true, gpa, size };
   }
 
   // -- populate (TDX INIT_MEM_REGION / SNP LAUNCH_UPDATE) -------------------

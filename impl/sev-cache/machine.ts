@@ -15,19 +15,29 @@
 import { ciphertext, type Config, type GuestLineViewT } from '../../spec/sev-cache/types';
 import { Bitmap } from './cpumask';
 
-/** Line state flag: modified since it was filled (must be written back). */
-export const LINE_DIRTY = 1 << 0;
-
-interface CacheLine {
+/**
+ * One tag's state, shared by every CPU holding it: the copies of a tag are
+ * coherent, so they have one value; at most one CPU owns it dirty (a write
+ * takes the line exclusively; other CPUs reading it get clean copies while
+ * the owner keeps the duty to write it back, as in MOESI's Owned state).
+ */
+interface TagLine {
   readonly tag: number;
   value: number;
-  flags: number;
+  /** CPUs holding a copy. */
+  readonly holders: Bitmap;
+  /** The CPU owning the modified copy, or NOT_DIRTY. */
+  dirtyCpu: number;
 }
+
+const NOT_DIRTY = -1;
 
 export class Machine {
   readonly nkeys: number;
-  /** Per CPU: tag -> line. Only present lines are stored. */
-  readonly caches: Map<number, CacheLine>[];
+  /** tag -> shared line state (only present lines). */
+  readonly lines = new Map<number, TagLine>();
+  /** Per CPU: the tags it holds (what WBINVD / WBNOINVD on that CPU walks). */
+  readonly percpu: Set<number>[];
   /** Memory, per addr: the stored value and the key it is encrypted under. */
   readonly memValue: Float64Array;
   readonly memKey: Uint16Array;
@@ -36,9 +46,16 @@ export class Machine {
   dfFlushes = 0;
   lastDfFlushMissing: number[] = [];
 
-  constructor(private readonly config: Config) {
+  /**
+   * `touch` is told every address whose lines or memory change (for the
+   * incremental View; it has no effect on the hardware).
+   */
+  constructor(
+    private readonly config: Config,
+    private readonly touch: (addr: number) => void = () => {},
+  ) {
     this.nkeys = config.asids + 1;
-    this.caches = Array.from({ length: config.cpus }, () => new Map<number, CacheLine>());
+    this.percpu = Array.from({ length: config.cpus }, () => new Set<number>());
     const naddr = config.pages * config.linesPerPage;
     this.memValue = new Float64Array(naddr);
     this.memKey = new Uint16Array(naddr);
@@ -53,47 +70,60 @@ export class Machine {
     return addr * this.nkeys + key;
   }
 
-  private writeBack(l: CacheLine): void {
-    if (l.flags & LINE_DIRTY) {
-      const key = l.tag % this.nkeys;
-      const addr = (l.tag - key) / this.nkeys;
-      this.memValue[addr] = l.value;
-      this.memKey[addr] = key;
-      l.flags &= ~LINE_DIRTY;
-    }
+  private addrOf(tag: number): number {
+    return Math.floor(tag / this.nkeys);
+  }
+
+  private writeBack(l: TagLine): void {
+    if (l.dirtyCpu === NOT_DIRTY) return;
+    const key = l.tag % this.nkeys;
+    const addr = (l.tag - key) / this.nkeys;
+    this.touch(addr);
+    this.memValue[addr] = l.value;
+    this.memKey[addr] = key;
+    l.dirtyCpu = NOT_DIRTY;
+  }
+
+  /** Drop `cpu`'s copy (written back first if it is the dirty owner). */
+  private dropCopy(l: TagLine, cpu: number): void {
+    this.touch(this.addrOf(l.tag));
+    if (l.dirtyCpu === cpu) this.writeBack(l);
+    l.holders.clear(cpu);
+    this.percpu[cpu]!.delete(l.tag);
+    if (l.holders.isEmpty()) this.lines.delete(l.tag);
+  }
+
+  /** Write back and drop every copy of a tag. Returns copies dropped. */
+  private dropAll(l: TagLine): number {
+    this.touch(this.addrOf(l.tag));
+    this.writeBack(l);
+    let n = 0;
+    l.holders.forEach((cpu) => {
+      this.percpu[cpu]!.delete(l.tag);
+      n++;
+    });
+    this.lines.delete(l.tag);
+    return n;
   }
 
   /** SME_COHERENT: before an access under `key`, write back and drop the address's lines under other keys. */
   private dropAliases(addr: number, key: number): void {
     if (!this.config.smeCoherent) return;
-    for (const cache of this.caches) {
-      if (cache.size === 0) continue;
-      for (let k = 0; k < this.nkeys; k++) {
-        if (k === key) continue;
-        const t = this.tag(addr, k);
-        const l = cache.get(t);
-        if (l) {
-          this.writeBack(l);
-          cache.delete(t);
-        }
-      }
+    for (let k = 0; k < this.nkeys; k++) {
+      if (k === key) continue;
+      const l = this.lines.get(this.tag(addr, k));
+      if (l) this.dropAll(l);
     }
   }
 
   /** The value a read of `addr` under `key` would return now, without side effects. */
   peek(addr: number, key: number): number {
-    const t = this.tag(addr, key);
-    for (const cache of this.caches) {
-      const l = cache.get(t);
-      if (l) return l.value;
-    }
+    const l = this.lines.get(this.tag(addr, key));
+    if (l) return l.value;
     if (this.config.smeCoherent) {
-      for (const cache of this.caches) {
-        if (cache.size === 0) continue;
-        for (let k = 0; k < this.nkeys; k++) {
-          const l = cache.get(this.tag(addr, k));
-          if (l && l.flags & LINE_DIRTY) return ciphertext(l.value, k, key);
-        }
+      for (let k = 0; k < this.nkeys; k++) {
+        const other = this.lines.get(this.tag(addr, k));
+        if (other && other.dirtyCpu !== NOT_DIRTY) return ciphertext(other.value, k, key);
       }
     }
     const mk = this.memKey[addr]!;
@@ -101,68 +131,76 @@ export class Machine {
   }
 
   read(cpu: number, addr: number, key: number): number {
+    this.touch(addr);
     this.dropAliases(addr, key);
     const t = this.tag(addr, key);
-    const cache = this.caches[cpu]!;
-    const own = cache.get(t);
-    if (own) return own.value;
+    const l = this.lines.get(t);
+    if (l) {
+      l.holders.set(cpu);
+      this.percpu[cpu]!.add(t);
+      return l.value;
+    }
     const value = this.peek(addr, key);
-    cache.set(t, { tag: t, value, flags: 0 });
+    this.insert(cpu, t, value, NOT_DIRTY);
     return value;
   }
 
   write(cpu: number, addr: number, key: number, value: number): void {
+    this.touch(addr);
     this.dropAliases(addr, key);
     const t = this.tag(addr, key);
-    // Take the line exclusively: other CPUs' copies of this tag are superseded.
-    for (let c = 0; c < this.caches.length; c++) if (c !== cpu) this.caches[c]!.delete(t);
-    const cache = this.caches[cpu]!;
-    const l = cache.get(t);
-    if (l) {
-      l.value = value;
-      l.flags |= LINE_DIRTY;
-    } else cache.set(t, { tag: t, value, flags: LINE_DIRTY });
+    const l = this.lines.get(t);
+    if (!l) {
+      this.insert(cpu, t, value, cpu);
+      return;
+    }
+    // Take the line exclusively: other CPUs' copies are superseded (no writeback needed).
+    l.holders.forEach((c) => {
+      if (c !== cpu) this.percpu[c]!.delete(t);
+    });
+    l.holders.clearAll();
+    l.holders.set(cpu);
+    this.percpu[cpu]!.add(t);
+    l.value = value;
+    l.dirtyCpu = cpu;
+  }
+
+  private insert(cpu: number, t: number, value: number, dirtyCpu: number): void {
+    const holders = new Bitmap(this.config.cpus);
+    holders.set(cpu);
+    this.lines.set(t, { tag: t, value, holders, dirtyCpu });
+    this.percpu[cpu]!.add(t);
   }
 
   /** Hardware eviction of one line (written back if dirty); no-op if absent. */
   evict(cpu: number, addr: number, key: number): void {
-    const cache = this.caches[cpu]!;
-    const t = this.tag(addr, key);
-    const l = cache.get(t);
-    if (l) {
-      this.writeBack(l);
-      cache.delete(t);
-    }
+    const l = this.lines.get(this.tag(addr, key));
+    if (l && l.holders.test(cpu)) this.dropCopy(l, cpu);
   }
 
   /** WBINVD on one CPU: write back every dirty line and invalidate everything. Returns lines invalidated. */
   wbinvd(cpu: number): number {
-    const cache = this.caches[cpu]!;
-    const n = cache.size;
-    for (const l of cache.values()) this.writeBack(l);
-    cache.clear();
+    const tags = this.percpu[cpu]!;
+    const n = tags.size;
+    for (const t of [...tags]) this.dropCopy(this.lines.get(t)!, cpu);
     this.wbinvdDone.set(cpu);
     return n;
   }
 
   /** WBNOINVD on one CPU: write back every dirty line, keep every line valid. */
   wbnoinvd(cpu: number): void {
-    for (const l of this.caches[cpu]!.values()) this.writeBack(l);
+    for (const t of this.percpu[cpu]!) {
+      const l = this.lines.get(t)!;
+      if (l.dirtyCpu === cpu) this.writeBack(l);
+    }
   }
 
   /** Write back and drop the given tags on every CPU. Returns lines dropped. */
   private flushTags(tags: readonly number[]): number {
     let n = 0;
-    for (const cache of this.caches) {
-      if (cache.size === 0) continue;
-      for (const t of tags) {
-        const l = cache.get(t);
-        if (l) {
-          this.writeBack(l);
-          cache.delete(t);
-          n++;
-        }
-      }
+    for (const t of tags) {
+      const l = this.lines.get(t);
+      if (l) n += this.dropAll(l);
     }
     return n;
   }
@@ -202,18 +240,23 @@ export class Machine {
     this.lastDfFlushMissing = missing;
   }
 
-  /** Every cached line under a guest key, for the View. */
-  guestLines(): GuestLineViewT[] {
+  /**
+   * Cached lines under guest keys that the invariants look at: every dirty
+   * one, and every one whose key satisfies `all` (ASIDs no VM has run with).
+   */
+  guestLines(all: (key: number) => boolean): GuestLineViewT[] {
     const out: GuestLineViewT[] = [];
     const L = this.config.linesPerPage;
-    for (let cpu = 0; cpu < this.caches.length; cpu++) {
-      for (const l of this.caches[cpu]!.values()) {
-        const key = l.tag % this.nkeys;
-        if (key === 0) continue;
-        const addr = (l.tag - key) / this.nkeys;
-        const line = addr % L;
-        out.push({ cpu, page: (addr - line) / L, line, key, dirty: (l.flags & LINE_DIRTY) !== 0 });
-      }
+    for (const l of this.lines.values()) {
+      const key = l.tag % this.nkeys;
+      if (key === 0) continue;
+      const dirtyOnly = !all(key);
+      if (dirtyOnly && l.dirtyCpu === NOT_DIRTY) continue;
+      const addr = (l.tag - key) / this.nkeys;
+      const line = addr % L;
+      const page = (addr - line) / L;
+      if (dirtyOnly) out.push({ cpu: l.dirtyCpu, page, line, key, dirty: true });
+      else l.holders.forEach((cpu) => out.push({ cpu, page, line, key, dirty: l.dirtyCpu === cpu }));
     }
     return out;
   }

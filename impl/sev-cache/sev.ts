@@ -26,9 +26,9 @@
  *
  * The bug-relevant steps are protected methods so mutants can override them.
  */
-import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
+import { LiveWritten, type SevScope } from '../../spec/sev-cache/live';
 import { OK, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
 import { Bitmap } from './cpumask';
 import { Machine } from './machine';
@@ -52,19 +52,21 @@ export interface KvmSevInfo {
   nrPages: number;
 }
 
-export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
+export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope> {
   protected readonly hw: Machine;
   protected readonly vms = new Map<number, KvmSevInfo>();
   /** sev_asid_bitmap: ASIDs in use or awaiting recycling (bit 0 unused). */
   protected readonly asidBitmap: Bitmap;
   /** sev_reclaim_asid_bitmap: ASIDs deactivated, waiting for WBINVD + DF_FLUSH. */
   protected readonly reclaimBitmap: Bitmap;
+  /** ASID -> VM id bound to it (NO_VM: none). */
+  protected readonly asidOwner: Int32Array;
   /** ASIDs last bound to an SNP VM. */
   protected readonly asidSnp: Bitmap;
   /** page -> VM id it is pinned for (NO_VM: free). */
   protected readonly pageOwner: Int32Array;
-  /** Pinned pages (for the View, which must not walk the whole pool). */
-  protected readonly pinned = new Set<number>();
+  /** Pinned pages, one bit per page (the View walks set bits in page order). */
+  protected readonly pinned: Bitmap;
   /** Per CPU: the VM whose vCPU last entered there and is still loaded (NO_VM: none). */
   protected readonly loadedVm: Int32Array;
   /**
@@ -72,19 +74,29 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
    * what the page's current owner last wrote there.
    */
   private readonly ghostValue: Float64Array;
-  private readonly ghostWritten = new Set<number>();
+  private readonly ghostWritten: Bitmap;
   protected readonly cost: SevCounters = zeroCounters();
   protected readonly minimum: MinimumTracker;
+  /** View upkeep for liveView(): addresses touched since the last call. */
+  private readonly live = new LiveWritten();
+  private pagesChanged = true;
+  /** VMs (flags, masks) or ASIDs changed since the last liveView(). */
+  private kernelChanged = true;
+  private liveKernel: Pick<SevView, 'vms' | 'asids'> = { vms: [], asids: [] };
+  private livePages: SevView['pages'] = [];
 
   constructor(protected readonly config: Config) {
-    this.hw = new Machine(config);
+    this.hw = new Machine(config, (addr) => this.live.touch(addr));
     this.asidBitmap = new Bitmap(config.asids + 1);
     this.asidBitmap.set(0);
     this.reclaimBitmap = new Bitmap(config.asids + 1);
     this.asidSnp = new Bitmap(config.asids + 1);
+    this.asidOwner = new Int32Array(config.asids + 1);
     this.pageOwner = new Int32Array(config.pages);
     this.loadedVm = new Int32Array(config.cpus);
     this.ghostValue = new Float64Array(config.pages * config.linesPerPage);
+    this.ghostWritten = new Bitmap(config.pages * config.linesPerPage);
+    this.pinned = new Bitmap(config.pages);
     this.minimum = new MinimumTracker(config.cpus);
   }
 
@@ -110,6 +122,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
    */
   protected sevWritebackCaches(sev: KvmSevInfo): void {
     if (sev.haveRunCpus.isEmpty()) return;
+    this.kernelChanged = true;
     sev.haveRunCpus.forEach((cpu) => this.wbnoinvdOnCpu(cpu));
     this.clearRanMask(sev);
   }
@@ -175,6 +188,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
   /** pre_sev_run(): the VMRUN path on `cpu`. */
   protected preSevRun(sev: KvmSevInfo, cpu: number): void {
     if (this.loadedVm[cpu] !== sev.id) {
+      this.kernelChanged = true;
       this.loadedVm[cpu] = sev.id;
       this.markCpuRan(sev, cpu);
     }
@@ -190,6 +204,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
   /** sev_flush_asids() + __sev_recycle_asids(): reclaimed ASIDs become free. */
   protected recycleAsids(): void {
     this.cost.recycles++;
+    this.kernelChanged = true;
     this.flushCachesForAsidRecycle();
     this.hw.dfFlush();
     this.asidBitmap.andNot(this.reclaimBitmap);
@@ -215,19 +230,23 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
 
   private pin(page: number, vm: number): void {
     this.pageOwner[page] = vm;
-    this.pinned.add(page);
+    this.pinned.set(page);
     this.forgetGhost(page);
   }
 
   private unpin(page: number): void {
     this.pageOwner[page] = NO_VM;
-    this.pinned.delete(page);
+    this.pinned.clear(page);
     this.forgetGhost(page);
   }
 
   private forgetGhost(page: number): void {
+    this.pagesChanged = true;
     const base = page * this.config.linesPerPage;
-    for (let line = 0; line < this.config.linesPerPage; line++) this.ghostWritten.delete(base + line);
+    for (let line = 0; line < this.config.linesPerPage; line++) {
+      this.ghostWritten.clear(base + line);
+      this.live.touch(base + line);
+    }
   }
 
   private rangeOwnedBy(vm: number, page: number, npages: number): boolean {
@@ -239,13 +258,20 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
   private pagesOf(sev: KvmSevInfo): number[] {
     const out: number[] = [];
     if (sev.nrPages === 0) return out;
-    for (const p of this.pinned) if (this.pageOwner[p] === sev.id) out.push(p);
+    this.pinned.forEach((p) => {
+      if (this.pageOwner[p] === sev.id) out.push(p);
+    });
     return out;
   }
 
   private release(sev: KvmSevInfo, page: number, npages: number): void {
     for (let p = page; p < page + npages; p++) this.unpin(p);
     sev.nrPages -= npages;
+  }
+
+  private asidVm(asid: number): KvmSevInfo | undefined {
+    const id = this.asidOwner[asid]!;
+    return id === NO_VM ? undefined : this.vms.get(id);
   }
 
   // --- operations -----------------------------------------------------------
@@ -257,8 +283,10 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
     if (asid < 0) return err('EBUSY');
     if (type === 'snp') this.asidSnp.set(asid);
     else this.asidSnp.clear(asid);
+    this.asidOwner[asid] = vm;
     const flags = type === 'snp' ? SEV_VM_SNP | SEV_VM_ES : type === 'sev-es' ? SEV_VM_ES : 0;
     this.vms.set(vm, { id: vm, asid, flags, haveRunCpus: new Bitmap(this.config.cpus), nrPages: 0 });
+    this.kernelChanged = true;
     return { ok: true, asid };
   }
 
@@ -289,13 +317,14 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
     if (cpu >= this.config.cpus || line >= this.config.linesPerPage) return err('EINVAL');
     if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
     this.preSevRun(sev, cpu);
+    if (!(sev.flags & SEV_VM_RAN)) this.kernelChanged = true;
     sev.flags |= SEV_VM_RAN;
     this.minimum.ran(vm, cpu);
     const a = this.hw.addr(page, line);
     if (value === undefined) return { ok: true, value: this.hw.read(cpu, a, sev.asid) };
     this.hw.write(cpu, a, sev.asid, value);
     this.ghostValue[a] = value;
-    this.ghostWritten.add(a);
+    this.ghostWritten.set(a);
     return OK;
   }
 
@@ -306,7 +335,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
     if (value === undefined) return { ok: true, value: this.hw.read(cpu, a, 0) };
     this.hw.write(cpu, a, 0, value);
     this.ghostValue[a] = value;
-    this.ghostWritten.add(a);
+    this.ghostWritten.set(a);
     return OK;
   }
 
@@ -363,31 +392,56 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
     // sev_unbind_asid(): DEACTIVATE, then the ASID waits in the reclaim bitmap.
     this.hw.deactivate();
     this.reclaimBitmap.set(sev.asid);
+    this.asidOwner[sev.asid] = NO_VM;
     for (let cpu = 0; cpu < this.config.cpus; cpu++) if (this.loadedVm[cpu] === vm) this.loadedVm[cpu] = NO_VM;
     this.vms.delete(vm);
+    this.kernelChanged = true;
     return OK;
   }
 
   apply(op: SevOp): SevResult {
-    return match(op)
-      .with({ op: 'createVm' }, ({ args }) => this.createVm(args.vm, args.type))
-      .with({ op: 'registerRegion' }, ({ args }) => this.registerRegion(args.vm, args.page, args.npages))
-      .with({ op: 'unregisterRegion' }, ({ args }) => this.unregisterRegion(args.vm, args.page, args.npages))
-      .with({ op: 'guestWrite' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, args.value))
-      .with({ op: 'guestRead' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, undefined))
-      .with({ op: 'hostWrite' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, args.value))
-      .with({ op: 'hostRead' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, undefined))
-      .with({ op: 'evict' }, ({ args }) => this.evict(args.cpu, args.page, args.line, args.key))
-      .with({ op: 'flushEncryptedPage' }, ({ args }) => this.flushEncryptedPage(args.vm, args.page))
-      .with({ op: 'memoryReclaimed' }, ({ args }) => this.memoryReclaimed(args.vm))
-      .with({ op: 'gmemInvalidate' }, ({ args }) => this.gmemInvalidate(args.vm, args.page, args.npages))
-      .with({ op: 'destroyVm' }, ({ args }) => this.destroyVm(args.vm))
-      .exhaustive();
+    // A plain switch: this runs once per op on the hot path.
+    switch (op.op) {
+      case 'createVm':
+        return this.createVm(op.args.vm, op.args.type);
+      case 'registerRegion':
+        return this.registerRegion(op.args.vm, op.args.page, op.args.npages);
+      case 'unregisterRegion':
+        return this.unregisterRegion(op.args.vm, op.args.page, op.args.npages);
+      case 'guestWrite':
+        return this.guestAccess(op.args.vm, op.args.cpu, op.args.page, op.args.line, op.args.value);
+      case 'guestRead':
+        return this.guestAccess(op.args.vm, op.args.cpu, op.args.page, op.args.line, undefined);
+      case 'hostWrite':
+        return this.hostAccess(op.args.cpu, op.args.page, op.args.line, op.args.value);
+      case 'hostRead':
+        return this.hostAccess(op.args.cpu, op.args.page, op.args.line, undefined);
+      case 'evict':
+        return this.evict(op.args.cpu, op.args.page, op.args.line, op.args.key);
+      case 'flushEncryptedPage':
+        return this.flushEncryptedPage(op.args.vm, op.args.page);
+      case 'memoryReclaimed':
+        return this.memoryReclaimed(op.args.vm);
+      case 'gmemInvalidate':
+        return this.gmemInvalidate(op.args.vm, op.args.page, op.args.npages);
+      case 'destroyVm':
+        return this.destroyVm(op.args.vm);
+    }
   }
 
-  /** The abstraction function. */
-  view(): SevView {
-    const ids = [...this.vms.keys()].sort((a, b) => a - b);
+  private entryOf(a: number): WrittenViewT | undefined {
+    if (!this.ghostWritten.test(a)) return undefined;
+    const L = this.config.linesPerPage;
+    const line = a % L;
+    const page = (a - line) / L;
+    const owner = this.pageOwner[page]!;
+    const key = owner === NO_VM ? 0 : this.vms.get(owner)!.asid;
+    return { page, line, key, value: this.ghostValue[a]!, reads: this.hw.peek(a, key) };
+  }
+
+  private kernelTables(): Pick<SevView, 'vms' | 'asids'> {
+    const ids = [...this.vms.keys()];
+    if (ids.length > 1) ids.sort((a, b) => a - b);
     const vms = ids.map((id) => {
       const s = this.vms.get(id)!;
       return {
@@ -403,24 +457,48 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView> {
       if (a === 0) return;
       asids.push({ asid: a, state: this.reclaimBitmap.test(a) ? 'reclaim' : 'active', snp: this.asidSnp.test(a) });
     });
-    const pages = [...this.pinned].sort((a, b) => a - b).map((page) => ({ page, vm: this.pageOwner[page]! }));
-    const written: WrittenViewT[] = [];
-    const L = this.config.linesPerPage;
-    for (const a of [...this.ghostWritten].sort((x, y) => x - y)) {
-      const line = a % L;
-      const page = (a - line) / L;
-      const owner = this.pageOwner[page]!;
-      const key = owner === NO_VM ? 0 : this.vms.get(owner)!.asid;
-      written.push({ page, line, key, value: this.ghostValue[a]!, reads: this.hw.peek(a, key) });
+    return { vms, asids };
+  }
+
+  /** Everything but `written`; `pages` and the VM/ASID tables may be reused. */
+  private tables(pages: SevView['pages'] | undefined, kernel?: Pick<SevView, 'vms' | 'asids'>): Omit<SevView, 'written'> {
+    const { vms, asids } = kernel ?? this.kernelTables();
+    if (pages === undefined) {
+      const fresh: SevView['pages'] = [];
+      this.pinned.forEach((page) => fresh.push({ page, vm: this.pageOwner[page]! }));
+      pages = fresh;
     }
     return {
       vms,
       asids,
       pages,
-      guestLines: this.hw.guestLines(),
-      written,
+      guestLines: this.hw.guestLines((key) => {
+        const owner = this.asidVm(key);
+        return owner === undefined || (owner.flags & SEV_VM_RAN) === 0;
+      }),
       firmware: { dfFlushes: this.hw.dfFlushes, lastDfFlushMissingWbinvd: [...this.hw.lastDfFlushMissing] },
     };
+  }
+
+  /** The abstraction function, from scratch. */
+  view(): SevView {
+    const written: WrittenViewT[] = [];
+    this.ghostWritten.forEach((a) => {
+      written.push(this.entryOf(a)!);
+    });
+    return { ...this.tables(undefined), written };
+  }
+
+  /** The same View kept up to date: only the addresses touched since the last call are recomputed. */
+  liveView(): { view: SevView; scope: SevScope } {
+    const changed = this.live.refresh((a) => this.entryOf(a));
+    const pages = this.pagesChanged;
+    const t = this.tables(pages ? undefined : this.livePages, this.kernelChanged ? undefined : this.liveKernel);
+    this.livePages = t.pages;
+    this.liveKernel = { vms: t.vms, asids: t.asids };
+    this.pagesChanged = false;
+    this.kernelChanged = false;
+    return { view: { ...t, written: this.live.list }, scope: { written: changed, pages } };
   }
 
   counters(): Readonly<Record<string, number>> {

@@ -116,6 +116,9 @@ export class TablePage {
 
 type Fault = true | false | string;
 
+/** Virtual pages in the 32-bit address space: entry codes are slot * VPAGES + vpage. */
+const VPAGES = 1 << 20;
+
 export class ShadowPtImpl implements System<Op, Result, View, Scope> {
   protected readonly g: Geometry;
   /** Virtual pages per top-level entry, and per PMD entry with PAE. */
@@ -143,8 +146,10 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
   protected readonly allocated = new Set<TablePage>();
   protected nextTableId = 1;
 
-  // Host page references above base, by (pfn - hostBase).
+  // Host page references above base, and present shadow PTEs mapping each page
+  // (page->_mapcount), by (pfn - hostBase).
   protected readonly refcount: Int32Array;
+  protected readonly mapcount: Int32Array;
   protected readonly nonzeroRefs = new Set<number>();
   protected readonly underflow = new Map<number, number>();
 
@@ -164,6 +169,14 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
 
   protected readonly live: View = emptyView();
   protected scope: Scope = emptyScope();
+  /** Entries (slot * 2^20 + vpage) and host frames touched since the last liveView(). */
+  private readonly touchedEntries: number[] = [];
+  private readonly touchedPfns: number[] = [];
+  private logOverflow = false;
+  private liveGen = 0;
+  private readonly pfnStamp: Int32Array;
+  /** Touched-entry log limit before the live View is rebuilt instead. */
+  protected logLimit = 1 << 20;
   protected visited = 0;
 
   constructor(protected readonly c: Config) {
@@ -183,6 +196,8 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     this.switcherMapped = new Uint8Array(c.pgdirSlots);
     this.lastHostCpu = new Int32Array(c.pgdirSlots).fill(-1);
     this.refcount = new Int32Array(hostFrames(c));
+    this.mapcount = new Int32Array(hostFrames(c));
+    this.pfnStamp = new Int32Array(hostFrames(c));
     this.readOnly = new Set(c.readOnlyPages);
     // H:500 init_guest_pagetable: slot 0 for "top level 0", linear, Switcher mapped.
     this.newSlot(0, 0);
@@ -237,10 +252,63 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     }
   }
 
-  liveView(): { view: View; scope: Scope } {
+  /**
+   * The incremental View. Ops only log what they touched (entry codes and
+   * host frames, as numbers); the View's records for those are brought up to
+   * date here, from the tables themselves, when the harness asks. A system
+   * nobody watches pays almost nothing for it; a log that grows past
+   * `logLimit` is dropped and the whole View rebuilt (scope: everything).
+   */
+  liveView(): { view: View; scope: Scope | undefined } {
     const scope = this.scope;
     this.scope = emptyScope();
-    return { view: this.live, scope };
+    const live = this.live;
+    if (this.logOverflow) {
+      this.logOverflow = false;
+      this.touchedEntries.length = 0;
+      this.touchedPfns.length = 0;
+      Object.assign(live, this.view());
+      return { view: live, scope: undefined };
+    }
+    // One op can touch an entry or a page many times: refresh and report each once.
+    const stamp = ++this.liveGen;
+    const codes = this.touchedEntries.length > 4 ? new Set(this.touchedEntries) : this.touchedEntries;
+    let prev = -1;
+    for (const code of codes) {
+      if (code === prev) continue;
+      prev = code;
+      const slot = Math.floor(code / VPAGES);
+      const vpage = code - slot * VPAGES;
+      const key = spteKey(slot, vpage);
+      scope.entries.push(key);
+      const page = this.slotInUse[slot] ? this.ptePage(slot, vpage) : undefined;
+      const i = page ? vpage - page.baseVpage : 0;
+      const e = page ? page.ent[i]! : 0;
+      if (e & _PAGE_PRESENT) live.sptes[key] = { pfn: entryFrame(e), flags: entryFlags(e), gpte: page!.gpte[i]!, from: page!.from[i]!, gen: page!.gen[i]! };
+      else delete live.sptes[key];
+    }
+    for (const pfn of this.touchedPfns) {
+      const i = pfn - this.c.hostBase;
+      if (this.pfnStamp[i] === stamp) continue;
+      this.pfnStamp[i] = stamp;
+      scope.pfns.push(pfn);
+      this.setRec(live.refs, pfn, this.refcount[i] ?? 0);
+      this.setRec(live.mapcount, pfn, this.mapcount[i] ?? 0);
+      const u = this.underflow.get(pfn);
+      if (u !== undefined) live.underflows[pfn] = u;
+    }
+    this.touchedEntries.length = 0;
+    this.touchedPfns.length = 0;
+    return { view: live, scope };
+  }
+
+  private touchEntry(slot: number, vpage: number): void {
+    if (this.touchedEntries.length >= this.logLimit) this.logOverflow = true;
+    else this.touchedEntries.push(slot * VPAGES + vpage);
+  }
+  private touchPfn(pfn: number): void {
+    if (this.touchedPfns.length >= this.logLimit) this.logOverflow = true;
+    else this.touchedPfns.push(pfn);
   }
 
   counters(): Readonly<Record<string, number>> {
@@ -298,23 +366,19 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     const n = ++this.refcount[i]!;
     if (n === 1) this.nonzeroRefs.add(i);
     else if (n === 0) this.nonzeroRefs.delete(i);
-    this.setRec(this.live.refs, pfn, n);
-    this.scope.pfns.push(pfn);
+    this.touchPfn(pfn);
   }
 
   protected putPage(pfn: number): void {
     const i = pfn - this.c.hostBase;
-    this.scope.pfns.push(pfn);
+    this.touchPfn(pfn);
     if (this.refcount[i]! <= 0) {
       // A put that finds no reference above base: recorded, never applied.
-      const u = (this.underflow.get(pfn) ?? 0) + 1;
-      this.underflow.set(pfn, u);
-      this.live.underflows[pfn] = u;
+      this.underflow.set(pfn, (this.underflow.get(pfn) ?? 0) + 1);
       return;
     }
     const n = --this.refcount[i]!;
     if (n === 0) this.nonzeroRefs.delete(i);
-    this.setRec(this.live.refs, pfn, n);
   }
 
   private setRec(rec: Record<string, number>, k: number, n: number): void {
@@ -322,27 +386,23 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     else rec[k] = n;
   }
 
-  private bumpMap(pfn: number, by: number): void {
-    const n = (this.live.mapcount[pfn] ?? 0) + by;
-    this.setRec(this.live.mapcount, pfn, n);
-  }
-
   // ---- shadow PTEs ----------------------------------------------------------
 
-  /** Write a present entry (no reference taken here) and record it in the live View. */
+  /** Write a present entry (no reference taken here); page->_mapcount follows. */
   protected writeSpte(page: TablePage, i: number, pfn: number, flags: number, gpte: number, from: number, gen: number): void {
     const old = page.ent[i]!;
-    const key = spteKey(page.slot, page.baseVpage + i);
-    if (old & _PAGE_PRESENT) this.bumpMap(entryFrame(old), -1);
+    if (old & _PAGE_PRESENT) {
+      this.mapcount[entryFrame(old) - this.c.hostBase]!--;
+      this.touchPfn(entryFrame(old));
+    }
     page.ent[i] = pfn * PAGE_SIZE + flags;
     page.gpte[i] = gpte;
     page.from[i] = from;
     page.gen[i] = gen;
     page.markPresent(i);
-    this.live.sptes[key] = { pfn, flags, gpte, from, gen };
-    this.bumpMap(pfn, 1);
-    this.scope.entries.push(key);
-    this.scope.pfns.push(pfn);
+    this.mapcount[pfn - this.c.hostBase]!++;
+    this.touchEntry(page.slot, page.baseVpage + i);
+    this.touchPfn(pfn);
   }
 
   /** Install a present entry: takes one reference on its host frame (get_pfn). */
@@ -358,11 +418,9 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     const pfn = entryFrame(old);
     page.ent[i] = 0;
     page.markAbsent(i);
-    const key = spteKey(page.slot, page.baseVpage + i);
-    delete this.live.sptes[key];
-    this.bumpMap(pfn, -1);
-    this.scope.entries.push(key);
-    this.scope.pfns.push(pfn);
+    this.mapcount[pfn - this.c.hostBase]!--;
+    this.touchEntry(page.slot, page.baseVpage + i);
+    this.touchPfn(pfn);
   }
 
   /** H:460 release_pte: put the reference the entry holds, and clear it so it is never put twice. */

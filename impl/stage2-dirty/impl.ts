@@ -23,7 +23,7 @@
  * a small subclass (properties/stage2-dirty/mutants.ts).
  */
 import type { System } from '../../harness/domain';
-import { blockEligible, clearRangeValid, hostBases } from '../../spec/stage2-dirty/config';
+import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases } from '../../spec/stage2-dirty/config';
 import {
   EFAULT,
   EINVAL,
@@ -87,10 +87,14 @@ export interface KvmMemslot {
   readonly hostBase: number;
   /** The dirty bitmap while logging (kvm_get_logging_state: `!!memslot->dirty_bitmap`), else null. */
   dirtyBitmap: Uint32Array | null;
-  /** Ghost (spec-level, kept at the guest-access level): written while logged since the bit was cleared. */
-  readonly ghostWritten: Set<number>;
-  /** Ghost: bits set by initiallySet not cleared since. */
-  readonly ghostInitial: Set<number>;
+  /**
+   * Ghost (spec level, kept at the guest-access and ioctl level, never by
+   * the MMU code): pages written while logged since their bit was last
+   * cleared, one bit per page like the dirty bitmap (null when not logged).
+   */
+  ghostWritten: Uint32Array | null;
+  /** Ghost: pages whose bit initiallySet set and that were not cleared since. */
+  ghostInitial: Uint32Array | null;
 }
 
 export class Stage2DirtyImpl implements System<Op, Result, View> {
@@ -150,8 +154,8 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       readonly: m.readonly,
       hostBase: bases[index]!,
       dirtyBitmap: null,
-      ghostWritten: new Set<number>(),
-      ghostInitial: new Set<number>(),
+      ghostWritten: null,
+      ghostInitial: null,
     }));
     for (const s of this.slots) this.slotsById.set(s.id, s);
     this.allocTablePage(1, 0, this.rootEntries);
@@ -424,7 +428,10 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     // Ghost bookkeeping (spec level, not MMU state): what the guest wrote.
     this.ghostMem.set(gfn, value);
     const slot = this.findSlot(gfn);
-    if (slot !== null && slot.dirtyBitmap !== null) slot.ghostWritten.add(gfn);
+    if (slot !== null && slot.ghostWritten !== null) {
+      const off = gfn - slot.baseGfn;
+      slot.ghostWritten[off >>> 5] = slot.ghostWritten[off >>> 5]! | (1 << (off & 31));
+    }
     return OK;
   }
 
@@ -436,7 +443,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
   protected userMemAbort(slot: KvmMemslot, gfn: number, flags: number): void {
     this.nFaults++;
     const writable = this.faultMapsWritable(slot, flags);
-    const pfn = slot.hostBase + (gfn - slot.baseGfn);
+    const pfn = this.faultPfn(slot, gfn, flags);
     if (this.useBlockMapping(slot, gfn, flags)) {
       const off = gfn % this.bp;
       this.stage2SetPmdHuge(slot, gfn - off, pfn - off, writable);
@@ -444,6 +451,11 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       this.stage2SetPte(gfn, pfn, writable);
     }
     if ((flags & KVM_S2_FLAG_WRITE_FAULT) !== 0) this.markPageDirty(slot, gfn);
+  }
+
+  /** gfn_to_pfn_prot: the host frame backing `gfn` (the slot's host layout). */
+  protected faultPfn(slot: KvmMemslot, gfn: number, _flags: number): number {
+    return slot.hostBase + (gfn - slot.baseGfn);
   }
 
   /**
@@ -651,15 +663,15 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     if (slot === undefined || slot.readonly) return EINVAL;
     if (slot.dirtyBitmap !== null) return OK; // flags unchanged: nothing to do
     const bm = this.allocDirtyBitmap(slot.npages);
-    slot.ghostWritten.clear();
-    slot.ghostInitial.clear();
+    slot.ghostWritten = new Uint32Array(bm.length);
+    slot.ghostInitial = new Uint32Array(bm.length);
     if (this.config.initiallySet) {
       // bitmap_set(0, npages): exactly the slot's pages, not the padding.
       const full = slot.npages >>> 5;
       bm.fill(0xffffffff, 0, full);
       const rest = slot.npages & 31;
       if (rest !== 0) bm[full] = (1 << rest) - 1;
-      for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g++) slot.ghostInitial.add(g);
+      slot.ghostInitial.set(bm);
     }
     slot.dirtyBitmap = bm;
     // kvm_mmu_wp_memory_region: write-protect the slot, then flush.
@@ -672,8 +684,8 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     const slot = this.slotsById.get(id);
     if (slot === undefined) return EINVAL;
     slot.dirtyBitmap = null;
-    slot.ghostWritten.clear();
-    slot.ghostInitial.clear();
+    slot.ghostWritten = null;
+    slot.ghostInitial = null;
     return OK;
   }
 
@@ -688,24 +700,33 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     if (slot === undefined) return EINVAL;
     const bm = slot.dirtyBitmap;
     if (bm === null) return ENOENT;
-    const dirty: number[] = [];
+    // Two passes: count the bits (so the result array is allocated once, at
+    // its final size), then fetch (and clear) word by word.
+    let n = 0;
+    for (let i = 0; i < bm.length; i++) {
+      const w = bm[i]!;
+      if (w !== 0) n += popcount32(w);
+    }
+    const dirty: number[] = new Array<number>(n);
     const base = slot.baseGfn;
     const manual = this.config.manualProtect;
+    const ghost = slot.ghostWritten!;
+    let k = 0;
     let flush = false;
-    for (let i = 0; i < bm.length; i++) {
+    for (let i = 0; i < bm.length && k < n; i++) {
       let w = bm[i]!;
       if (w === 0) continue;
-      if (!manual) bm[i] = 0;
+      if (!manual) {
+        bm[i] = 0;
+        ghost[i] = ghost[i]! & ~w;
+      }
       const g0 = base + i * 32;
       while (w !== 0) {
         const b = 31 - Math.clz32(w & -w);
         w &= w - 1;
         const gfn = g0 + b;
-        dirty.push(gfn);
-        if (!manual) {
-          slot.ghostWritten.delete(gfn);
-          if (this.getLogReprotect(gfn)) flush = true;
-        }
+        dirty[k++] = gfn;
+        if (!manual && this.getLogReprotect(gfn)) flush = true;
       }
     }
     this.nBitmapWords += bm.length;
@@ -720,7 +741,9 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
    */
   protected clearDirtyLog(id: number, first: number, num: number): Result {
     const slot = this.slotsById.get(id);
-    if (slot === undefined) return EINVAL;
+    // kvm_clear_dirty_log_protect checks the slot id, then `first_page & 63`,
+    // then that the slot has a bitmap (-ENOENT), then the range.
+    if (slot === undefined || first % DIRTY_LOG_GRANULE !== 0) return EINVAL;
     const bm = slot.dirtyBitmap;
     if (bm === null) return ENOENT;
     if (!clearRangeValid(slot.npages, first, num)) return EINVAL;
@@ -741,18 +764,17 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       }
     }
     if (flush) this.kvmFlushRemoteTlbs();
-    this.ghostForget(slot, slot.baseGfn + first, slot.baseGfn + end);
+    this.ghostForget(slot, first, end);
     return OK;
   }
 
-  /** Ghost: pages in [lo, hi) are clean again. */
+  /** Ghost: pages at offsets [lo, hi) of the slot are clean again. */
   private ghostForget(slot: KvmMemslot, lo: number, hi: number): void {
-    for (const set of [slot.ghostWritten, slot.ghostInitial]) {
-      if (set.size === 0) continue;
-      if (hi - lo <= set.size) {
-        for (let g = lo; g < hi; g++) set.delete(g);
-      } else {
-        for (const g of [...set]) if (g >= lo && g < hi) set.delete(g);
+    for (const g of [slot.ghostWritten!, slot.ghostInitial!]) {
+      for (let off = lo; off < hi; off += 32) {
+        const left = hi - off;
+        const mask = left >= 32 ? 0xffffffff : (1 << left) - 1;
+        g[off >>> 5] = g[off >>> 5]! & ~mask;
       }
     }
   }
@@ -824,50 +846,46 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
   // -------------------------------------------------------------------------
 
   view(): View {
-    const slots: SlotView[] = this.slots.map((s) => {
-      const dirty: number[] = [];
-      const bm = s.dirtyBitmap;
-      if (bm !== null) {
-        for (let i = 0; i < bm.length; i++) {
-          let w = bm[i]!;
-          while (w !== 0) {
-            const b = 31 - Math.clz32(w & -w);
-            w &= w - 1;
-            dirty.push(s.baseGfn + i * 32 + b);
-          }
-        }
-      }
-      return {
-        id: s.id,
-        logging: bm !== null,
-        dirty,
-        written: [...s.ghostWritten].sort((a, b) => a - b),
-        initial: [...s.ghostInitial].sort((a, b) => a - b),
-      };
-    });
+    const slots: SlotView[] = this.slots.map((s) => ({
+      id: s.id,
+      logging: s.dirtyBitmap !== null,
+      dirty: bitsOf(s.dirtyBitmap, s.baseGfn),
+      written: bitsOf(s.ghostWritten, s.baseGfn),
+      initial: bitsOf(s.ghostInitial, s.baseGfn),
+    }));
 
+    // One walk gives the mappings, each table page's parent references, and
+    // (on a page's first visit) its valid entries; pages the walk does not
+    // reach are counted afterwards.
     const mappings: MappingView[] = [];
     const refs = new Array<number>(this.tables.length).fill(0);
+    const valid = new Array<number>(this.tables.length).fill(-1);
     const root = this.tables[ROOT]!;
+    valid[ROOT] = 0;
     for (let i1 = 0; i1 < this.rootEntries; i1++) {
       if ((root[2 * i1]! & S2_PTE_VALID) === 0) continue;
+      valid[ROOT]!++;
       const l2 = this.descOa(ROOT, i1);
-      refs[l2]!++;
+      const first2 = refs[l2]!++ === 0;
+      if (first2) valid[l2] = 0;
       const t2 = this.tables[l2]!;
       for (let i2 = 0; i2 < this.bp; i2++) {
         const d2 = t2[2 * i2]!;
         if ((d2 & S2_PTE_VALID) === 0) continue;
+        if (first2) valid[l2]!++;
         const g2 = i1 * this.l2Span + i2 * this.bp;
         if ((d2 & S2_PTE_TABLE) === 0) {
           mappings.push({ gfn: g2, pfn: this.descOa(l2, i2), writable: (d2 & S2_PTE_S2AP_W) !== 0, size: '2m' });
           continue;
         }
         const l3 = this.descOa(l2, i2);
-        refs[l3]!++;
+        const first3 = refs[l3]!++ === 0;
+        if (first3) valid[l3] = 0;
         const t3 = this.tables[l3]!;
         for (let i3 = 0; i3 < this.bp; i3++) {
           const d3 = t3[2 * i3]!;
           if ((d3 & S2_PTE_VALID) === 0) continue;
+          if (first3) valid[l3]!++;
           mappings.push({ gfn: g2 + i3, pfn: this.descOa(l3, i3), writable: (d3 & S2_PTE_S2AP_W) !== 0, size: '4k' });
         }
       }
@@ -875,16 +893,19 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
 
     const tables: TableView[] = [];
     for (let tid = 0; tid < this.tables.length; tid++) {
-      const t = this.tables[tid]!;
       const free = this.tableFreed[tid]! > 0;
-      let valid = 0;
-      if (!free) for (let i = 0; i < t.length; i += 2) if ((t[i]! & S2_PTE_VALID) !== 0) valid++;
+      let v = valid[tid]!;
+      if (v < 0) {
+        v = 0;
+        const t = this.tables[tid]!;
+        if (!free) for (let i = 0; i < t.length; i += 2) if ((t[i]! & S2_PTE_VALID) !== 0) v++;
+      }
       tables.push({
         id: tid,
         level: this.tableLevel[tid]!,
         baseGfn: this.tableBase[tid]!,
         count: this.tableCount[tid]!,
-        valid,
+        valid: v,
         refs: refs[tid]!,
         free,
         freedTwice: this.tableFreed[tid]! > 1,
@@ -894,6 +915,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     const tlb: TlbView[] = [];
     for (const [g, e] of this.tlbPages) tlb.push({ gfn: g, npages: 1, pfn: Math.floor(e / 2), writable: e % 2 === 1 });
     for (const [g, e] of this.tlbBlocks) tlb.push({ gfn: g, npages: this.bp, pfn: Math.floor(e / 2), writable: e % 2 === 1 });
+    tlb.sort((a, b) => a.gfn - b.gfn || a.npages - b.npages);
 
     const memory: MemoryView[] = [];
     for (const g of [...this.ghostMem.keys()].sort((a, b) => a - b)) {
@@ -916,6 +938,28 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       bitmapWordsScanned: this.nBitmapWords,
     };
   }
+}
+
+/** Number of set bits in a 32-bit word. */
+export function popcount32(w: number): number {
+  w = w - ((w >>> 1) & 0x55555555);
+  w = (w & 0x33333333) + ((w >>> 2) & 0x33333333);
+  return Math.imul((w + (w >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** Sorted list of `base + bit index` for every set bit of `bm` (empty for null). */
+function bitsOf(bm: Uint32Array | null, base: number): number[] {
+  const out: number[] = [];
+  if (bm === null) return out;
+  for (let i = 0; i < bm.length; i++) {
+    let w = bm[i]!;
+    while (w !== 0) {
+      const b = 31 - Math.clz32(w & -w);
+      w &= w - 1;
+      out.push(base + i * 32 + b);
+    }
+  }
+  return out;
 }
 
 export function createImpl(config: Config): Stage2DirtyImpl {

@@ -40,15 +40,18 @@ class PageMap {
   get(gfn: number): Leaf | undefined {
     return this.chunks.get(Math.floor(gfn / 512))?.[gfn % 512];
   }
-  set(gfn: number, leaf: Leaf | undefined): void {
-    const k = Math.floor(gfn / 512);
-    let c = this.chunks.get(k);
-    if (c === undefined) {
-      if (leaf === undefined) return;
-      c = new Array<Leaf | undefined>(512);
-      this.chunks.set(k, c);
+  /** Set every page of [start, end) (looking each 512-page chunk up once). */
+  fill(start: number, end: number, leaf: Leaf | undefined): void {
+    for (let p = start; p < end; ) {
+      const k = Math.floor(p / 512);
+      let c = this.chunks.get(k);
+      if (c === undefined) {
+        c = new Array<Leaf | undefined>(512);
+        this.chunks.set(k, c);
+      }
+      const stop = Math.min(end, (k + 1) * 512);
+      for (; p < stop; p++) c[p % 512] = leaf;
     }
-    c[gfn % 512] = leaf;
   }
   /** Every distinct leaf (found at its first page). */
   leaves(): Leaf[] {
@@ -66,10 +69,10 @@ class PageMap {
 export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, Scope> {
   private finalized = false;
   private readonly pages = new PageMap();
-  /** Attribute of pages whose attribute differs from `privateByDefault`. */
-  private readonly attrs = new Map<number, boolean>();
+  /** Per memslot (same order as config.memslots), one byte per page: 1 = private. */
+  private readonly attrs: Uint8Array[];
   private readonly added = new Set<number>();
-  private measured: number[] = [];
+  private readonly measured: number[] = [];
   private last: LastOp | null = null;
   /**
    * The leaves in gfn order, kept up to date by install/zap (the live View);
@@ -88,6 +91,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
 
   constructor(private readonly config: PrefaultConfig) {
     this.reachLevel = maxLeafLevel(config);
+    this.attrs = config.memslots.map((s) => new Uint8Array(s.npages).fill(config.privateByDefault ? 1 : 0));
   }
 
   private touch(start: number, end: number): void {
@@ -97,8 +101,10 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
 
   // -- rules, page by page -------------------------------------------------
 
+  /** The attribute of a memslot page. */
   private isPrivate(gfn: number): boolean {
-    return this.attrs.get(gfn) ?? this.config.privateByDefault;
+    const i = this.config.memslots.findIndex((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
+    return this.attrs[i]![gfn - this.config.memslots[i]!.baseGfn] === 1;
   }
 
   private prefaultAllowed(): boolean {
@@ -108,8 +114,8 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   /** The leaf choice: the largest level whose block passes every rule, checked page by page. */
   private chooseLevel(gfn: number): number {
     const slot = slotOf(this.config, gfn)!;
-    const priv = this.isPrivate(gfn);
-    const dflt = this.config.privateByDefault;
+    const priv = this.isPrivate(gfn) ? 1 : 0;
+    const bytes = this.attrs[this.config.memslots.indexOf(slot)]!;
     const max = isConfidential(this.config.vmType) && !this.finalized ? 1 : VM_MAX_LEVEL[this.config.vmType];
     for (let level = max; level > 1; level--) {
       if (level > LEVEL_OF[slot.backing]) continue;
@@ -122,7 +128,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       // ... and have gfn's attribute.
       if (p === start + n) {
         p = start;
-        while (p < start + n && (this.attrs.get(p) ?? dflt) === priv) p++;
+        while (p < start + n && bytes[p - slot.baseGfn] === priv) p++;
       }
       this.pageSteps += p - start + 1;
       if (p === start + n) return level;
@@ -134,7 +140,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     const n = PAGES_OF_LEVEL[level]!;
     const start = Math.floor(gfn / n) * n;
     const leaf: Leaf = { gfn: start, size: SIZE_OF_LEVEL[level]!, private: this.isPrivate(gfn) };
-    for (let p = start; p < start + n; p++) this.pages.set(p, leaf);
+    this.pages.fill(start, start + n, leaf);
     this.pageSteps += n;
     // The leaves it replaces all lie inside the new one.
     const i = firstLeafEndingAfter(this.leafList, start);
@@ -158,10 +164,8 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     let j = i;
     while (j < this.leafList.length && this.leafList[j]!.gfn < gfn + npages) j++;
     for (const l of this.leafList.slice(i, j)) {
-      for (let p = l.gfn; p < l.gfn + pagesOf(l.size); p++) {
-        this.pageSteps++;
-        this.pages.set(p, undefined);
-      }
+      this.pages.fill(l.gfn, l.gfn + pagesOf(l.size), undefined);
+      this.pageSteps += pagesOf(l.size);
       this.touch(l.gfn, l.gfn + pagesOf(l.size));
     }
     this.leafList.splice(i, j - i);
@@ -215,14 +219,11 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
         const { gfn, npages } = args;
         if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
         if (args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
-        for (const s of this.config.memslots) {
+        this.config.memslots.forEach((s, i) => {
           const a = Math.max(gfn, s.baseGfn);
           const b = Math.min(gfn + npages, s.baseGfn + s.npages);
-          for (let p = a; p < b; p++) {
-            if (args.private === this.config.privateByDefault) this.attrs.delete(p);
-            else this.attrs.set(p, args.private);
-          }
-        }
+          for (let p = a; p < b; p++) this.attrs[i]![p - s.baseGfn] = args.private ? 1 : 0;
+        });
         this.attrCache = null;
         this.touch(gfn, gfn + npages);
         this.zapRange(gfn, npages);
@@ -297,30 +298,18 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
 
   private attributes(): AttrRun[] {
     if (this.attrCache !== null) return this.attrCache;
+    // Maximal runs of equal attribute within each memslot, page by page.
     const runs: AttrRun[] = [];
-    const keys = [...this.attrs.keys()].sort((a, b) => a - b);
-    let k = 0;
-    for (const s of this.config.memslots) {
-      const end = s.baseGfn + s.npages;
-      let cur: AttrRun | null = null;
-      const push = (gfn: number, npages: number, priv: boolean): void => {
-        if (npages === 0) return;
-        if (cur !== null && cur.private === priv && cur.gfn + cur.npages === gfn) cur.npages += npages;
-        else {
-          cur = { gfn, npages, private: priv };
-          runs.push(cur);
+    this.config.memslots.forEach((s, i) => {
+      const bytes = this.attrs[i]!;
+      let from = 0;
+      for (let k = 1; k <= s.npages; k++) {
+        if (k === s.npages || bytes[k] !== bytes[from]) {
+          runs.push({ gfn: s.baseGfn + from, npages: k - from, private: bytes[from] === 1 });
+          from = k;
         }
-      };
-      let g = s.baseGfn;
-      while (k < keys.length && keys[k]! < end) {
-        const p = keys[k]!;
-        push(g, p - g, this.config.privateByDefault);
-        push(p, 1, this.attrs.get(p)!);
-        g = p + 1;
-        k++;
       }
-      push(g, end - g, this.config.privateByDefault);
-    }
+    });
     this.attrCache = runs;
     return runs;
   }

@@ -4,7 +4,7 @@
  * Every release point (unregister, VMSA free, gmem invalidation, reclaim for
  * SEV/SEV-ES, destroy) runs WBINVD on every CPU; ASID recycling runs WBINVD on
  * every CPU and then DF_FLUSH. Obviously safe, and slow. The hardware is
- * simulated with plain maps keyed by strings.
+ * simulated with plain maps keyed by line and tag numbers.
  *
  * Reads answer the value the reader last wrote when it wrote the line since
  * it acquired the page (the host: since the page became free; a guest: since
@@ -13,6 +13,7 @@
 import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
+import { LiveWritten, type SevScope } from '../../spec/sev-cache/live';
 import {
   OK,
   ciphertext,
@@ -42,30 +43,33 @@ interface Vm {
 
 type AsidState = 'free' | 'active' | 'reclaim';
 
-const lk = (page: number, line: number): string => `${page}:${line}`;
-const tk = (page: number, line: number, key: number): string => `${page}:${line}:${key}`;
 
-export class SevCacheModel implements System<SevOp, SevResult, SevView> {
-  /** Per CPU: tag "page:line:key" -> line. */
-  private readonly caches: Map<string, Line>[];
-  /** "page:line" -> what memory holds (absent: zero, under the host key). */
-  private readonly memory = new Map<string, { value: number; key: number }>();
+export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope> {
+  /** Cache contents, tag (see tk) -> (CPU -> its copy). Copies of one tag are coherent. */
+  private readonly lines = new Map<number, Map<number, Line>>();
+  /** addr (see lk) -> what memory holds (absent: zero, under the host key). */
+  private readonly memory = new Map<number, { value: number; key: number }>();
   private readonly vms = new Map<number, Vm>();
   private readonly asidState: AsidState[];
   private readonly asidSnp: boolean[];
   /** page -> VM it is registered to. */
   private readonly owner = new Map<number, number>();
-  /** "page:line" -> what the current owner last wrote there. */
-  private readonly written = new Map<string, { page: number; line: number; value: number }>();
+  /** addr -> what the current owner last wrote there. */
+  private readonly written = new Map<number, { page: number; line: number; value: number }>();
   /** Firmware: CPUs that ran WBINVD since the last DEACTIVATE. */
   private readonly wbinvdSinceDeactivate = new Set<number>();
   private dfFlushes = 0;
   private lastDfFlushMissing: number[] = [];
   private readonly cost: SevCounters = zeroCounters();
   private readonly minimum: MinimumTracker;
+  /** View upkeep for liveView(): addresses touched since the last call. */
+  private readonly live = new LiveWritten();
+  private pagesChanged = true;
+  /** VMs or ASIDs changed since the last liveView(). */
+  private kernelChanged = true;
+  private liveKernel: Pick<SevView, 'vms' | 'asids'> = { vms: [], asids: [] };
 
   constructor(private readonly config: Config) {
-    this.caches = Array.from({ length: config.cpus }, () => new Map<string, Line>());
     this.asidState = Array.from({ length: config.asids + 1 }, (): AsidState => 'free');
     this.asidSnp = Array.from({ length: config.asids + 1 }, () => false);
     this.minimum = new MinimumTracker(config.cpus);
@@ -73,80 +77,99 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
 
   // --- hardware -------------------------------------------------------------
 
+  /** Address number of a line: page * linesPerPage + line. */
+  private lk(page: number, line: number): number {
+    return page * this.config.linesPerPage + line;
+  }
+
+  /** Cache tag of a line under a key. */
+  private tk(page: number, line: number, key: number): number {
+    return this.lk(page, line) * (this.config.asids + 1) + key;
+  }
+
+  private cached(cpu: number, page: number, line: number, key: number): Line | undefined {
+    return this.lines.get(this.tk(page, line, key))?.get(cpu);
+  }
+
+  private drop(cpu: number, l: Line): void {
+    this.writeBack(l);
+    const t = this.tk(l.page, l.line, l.key);
+    const holders = this.lines.get(t)!;
+    holders.delete(cpu);
+    if (holders.size === 0) this.lines.delete(t);
+  }
+
   private writeBack(l: Line): void {
-    if (l.dirty) this.memory.set(lk(l.page, l.line), { value: l.value, key: l.key });
+    this.live.touch(this.lk(l.page, l.line));
+    if (l.dirty) this.memory.set(this.lk(l.page, l.line), { value: l.value, key: l.key });
     l.dirty = false;
   }
 
   /** With SME_COHERENT, an access under `key` first writes back and drops the address's lines under other keys. */
   private dropAliases(page: number, line: number, key: number): void {
     if (!this.config.smeCoherent) return;
-    for (const cache of this.caches) {
-      for (const [t, l] of cache) {
-        if (l.page === page && l.line === line && l.key !== key) {
-          this.writeBack(l);
-          cache.delete(t);
-        }
-      }
+    for (let k = 0; k <= this.config.asids; k++) {
+      if (k === key) continue;
+      const holders = this.lines.get(this.tk(page, line, k));
+      if (holders) for (const [cpu, l] of [...holders]) this.drop(cpu, l);
     }
   }
 
   /** What a read under `key` sees, without changing anything. */
   private peek(page: number, line: number, key: number): number {
-    const t = tk(page, line, key);
-    for (const cache of this.caches) {
-      const l = cache.get(t);
-      if (l) return l.value;
-    }
+    const holders = this.lines.get(this.tk(page, line, key));
+    if (holders) for (const l of holders.values()) return l.value; // coherent: every copy has the newest value
     if (this.config.smeCoherent) {
-      for (const cache of this.caches) {
-        for (const l of cache.values()) {
-          if (l.page === page && l.line === line && l.dirty) return ciphertext(l.value, l.key, key);
-        }
+      // The access would first write back a dirty alias under another key.
+      for (let k = 0; k <= this.config.asids; k++) {
+        const other = this.lines.get(this.tk(page, line, k));
+        if (other) for (const l of other.values()) if (l.dirty) return ciphertext(l.value, l.key, key);
       }
     }
-    const m = this.memory.get(lk(page, line)) ?? { value: 0, key: 0 };
+    const m = this.memory.get(this.lk(page, line)) ?? { value: 0, key: 0 };
     return m.key === key ? m.value : ciphertext(m.value, m.key, key);
   }
 
   private read(cpu: number, page: number, line: number, key: number): number {
+    this.live.touch(this.lk(page, line));
     this.dropAliases(page, line, key);
     const v = this.peek(page, line, key);
-    const t = tk(page, line, key);
-    if (!this.caches[cpu]!.has(t)) this.caches[cpu]!.set(t, { page, line, key, value: v, dirty: false });
+    const t = this.tk(page, line, key);
+    let holders = this.lines.get(t);
+    if (!holders) this.lines.set(t, (holders = new Map()));
+    if (!holders.has(cpu)) holders.set(cpu, { page, line, key, value: v, dirty: false });
     return v;
   }
 
   private write(cpu: number, page: number, line: number, key: number, value: number): void {
+    this.live.touch(this.lk(page, line));
     this.dropAliases(page, line, key);
-    const t = tk(page, line, key);
-    for (const cache of this.caches) cache.delete(t);
-    this.caches[cpu]!.set(t, { page, line, key, value, dirty: true });
+    // The writer takes the line exclusively: every other copy is superseded.
+    this.lines.set(this.tk(page, line, key), new Map([[cpu, { page, line, key, value, dirty: true }]]));
   }
 
-  private wbinvd(cpu: number): number {
-    const cache = this.caches[cpu]!;
-    const n = cache.size;
-    for (const l of cache.values()) this.writeBack(l);
-    cache.clear();
-    this.wbinvdSinceDeactivate.add(cpu);
-    return n;
-  }
-
-  /** The model's only cache maintenance at a release point: WBINVD everywhere. */
+  /** WBINVD on every CPU: write back every dirty line, invalidate everything. Returns lines invalidated. */
   private wbinvdAll(): number {
     let n = 0;
-    for (let cpu = 0; cpu < this.config.cpus; cpu++) n += this.wbinvd(cpu);
+    for (const holders of this.lines.values()) {
+      for (const l of holders.values()) {
+        this.writeBack(l);
+        n++;
+      }
+    }
+    this.lines.clear();
+    for (let cpu = 0; cpu < this.config.cpus; cpu++) this.wbinvdSinceDeactivate.add(cpu);
     return n;
   }
 
   /** CLFLUSH through the host mapping: the C=0 lines of the pages on every CPU. */
   private clflushC0(page: number, npages: number): void {
-    for (const cache of this.caches) {
-      for (const [t, l] of cache) {
-        if (l.key === 0 && l.page >= page && l.page < page + npages) {
-          this.writeBack(l);
-          cache.delete(t);
+    for (let p = page; p < page + npages; p++) {
+      for (let line = 0; line < this.config.linesPerPage; line++) {
+        const holders = this.lines.get(this.tk(p, line, 0));
+        if (!holders) continue;
+        for (const [cpu, l] of [...holders]) {
+          this.drop(cpu, l);
           this.cost.pageFlushLines++;
         }
       }
@@ -165,7 +188,17 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
 
   private free(page: number): void {
     this.owner.delete(page);
-    for (let line = 0; line < this.config.linesPerPage; line++) this.written.delete(lk(page, line));
+    this.forget(page);
+  }
+
+  /** The page changed hands: nobody has written it since. */
+  private forget(page: number): void {
+    this.pagesChanged = true;
+    for (let line = 0; line < this.config.linesPerPage; line++) {
+      const a = this.lk(page, line);
+      this.written.delete(a);
+      this.live.touch(a);
+    }
   }
 
   private pagesOf(vm: number): number[] {
@@ -189,9 +222,10 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
     if (!vm) return err('ENOENT');
     if (!this.inRange(cpu, line)) return err('EINVAL');
     if (this.owner.get(page) !== vmId) return err('EFAULT');
+    if (vm.fresh) this.kernelChanged = true;
     vm.fresh = false;
     this.minimum.ran(vmId, cpu);
-    const k = lk(page, line);
+    const k = this.lk(page, line);
     if (value !== undefined) {
       this.write(cpu, page, line, vm.asid, value);
       this.written.set(k, { page, line, value });
@@ -204,7 +238,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
   private hostAccess(cpu: number, page: number, line: number, value: number | undefined): SevResult {
     if (!this.inRange(cpu, line) || page >= this.config.pages) return err('EINVAL');
     if (this.owner.has(page)) return err('EBUSY');
-    const k = lk(page, line);
+    const k = this.lk(page, line);
     if (value !== undefined) {
       this.write(cpu, page, line, 0, value);
       this.written.set(k, { page, line, value });
@@ -231,6 +265,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
     this.asidState[asid] = 'active';
     this.asidSnp[asid] = type === 'snp';
     this.vms.set(vm, { type, asid, fresh: true });
+    this.kernelChanged = true;
     return { ok: true, asid };
   }
 
@@ -247,7 +282,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
     this.clflushC0(page, npages);
     for (let p = page; p < page + npages; p++) {
       this.owner.set(p, vm);
-      for (let line = 0; line < this.config.linesPerPage; line++) this.written.delete(lk(p, line));
+      this.forget(p);
     }
     return OK;
   }
@@ -295,18 +330,14 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
     this.wbinvdSinceDeactivate.clear();
     this.asidState[vm.asid] = 'reclaim';
     this.vms.delete(vmId);
+    this.kernelChanged = true;
     return OK;
   }
 
   private evict(cpu: number, page: number, line: number, key: number): SevResult {
     if (!this.inRange(cpu, line) || page >= this.config.pages || key > this.config.asids) return err('EINVAL');
-    const cache = this.caches[cpu]!;
-    const t = tk(page, line, key);
-    const l = cache.get(t);
-    if (l) {
-      this.writeBack(l);
-      cache.delete(t);
-    }
+    const l = this.cached(cpu, page, line, key);
+    if (l) this.drop(cpu, l);
     return OK;
   }
 
@@ -327,9 +358,16 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
       .exhaustive();
   }
 
-  view(): SevView {
-    const vmIds = [...this.vms.keys()].sort((a, b) => a - b);
-    const vms = vmIds.map((id) => {
+  private entryOf(a: number): WrittenViewT | undefined {
+    const w = this.written.get(a);
+    if (w === undefined) return undefined;
+    const owner = this.owner.get(w.page);
+    const key = owner === undefined ? 0 : this.vms.get(owner)!.asid;
+    return { page: w.page, line: w.line, key, value: w.value, reads: this.peek(w.page, w.line, key) };
+  }
+
+  private kernelTables(): Pick<SevView, 'vms' | 'asids'> {
+    const vms = [...sortedKeys(this.vms)].map((id) => {
       const v = this.vms.get(id)!;
       return { vm: id, type: v.type, asid: v.asid, fresh: v.fresh, writebackCpus: 'all' as const };
     });
@@ -338,26 +376,47 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
       const s = this.asidState[a]!;
       if (s !== 'free') asids.push({ asid: a, state: s, snp: this.asidSnp[a]! });
     }
-    const pages = [...this.owner].sort((a, b) => a[0] - b[0]).map(([page, vm]) => ({ page, vm }));
+    return { vms, asids };
+  }
+
+  /** Everything but `written`; `pages` and the VM/ASID tables may be reused. */
+  private tables(pages: SevView['pages'] | undefined, kernel?: Pick<SevView, 'vms' | 'asids'>): Omit<SevView, 'written'> {
+    const { vms, asids } = kernel ?? this.kernelTables();
+    // Lines the invariants look at: dirty guest lines, and any line under an ASID no VM has run with yet.
+    const ran = new Set<number>();
+    for (const v of this.vms.values()) if (!v.fresh) ran.add(v.asid);
     const guestLines: GuestLineViewT[] = [];
-    this.caches.forEach((cache, cpu) => {
-      for (const l of cache.values()) if (l.key !== 0) guestLines.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
-    });
-    const written: WrittenViewT[] = [];
-    for (const w of this.written.values()) {
-      const owner = this.owner.get(w.page);
-      const key = owner === undefined ? 0 : this.vms.get(owner)!.asid;
-      written.push({ page: w.page, line: w.line, key, value: w.value, reads: this.peek(w.page, w.line, key) });
+    for (const holders of this.lines.values()) {
+      for (const [cpu, l] of holders) {
+        if (l.key !== 0 && (l.dirty || !ran.has(l.key))) guestLines.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
+      }
     }
-    written.sort((a, b) => a.page - b.page || a.line - b.line);
     return {
       vms,
       asids,
-      pages,
+      pages: pages ?? [...sortedKeys(this.owner)].map((page) => ({ page, vm: this.owner.get(page)! })),
       guestLines,
-      written,
       firmware: { dfFlushes: this.dfFlushes, lastDfFlushMissingWbinvd: [...this.lastDfFlushMissing] },
     };
+  }
+
+  view(): SevView {
+    const written: WrittenViewT[] = [];
+    for (const a of sortedKeys(this.written)) written.push(this.entryOf(a)!);
+    return { ...this.tables(undefined), written };
+  }
+
+  private livePages: SevView['pages'] = [];
+
+  liveView(): { view: SevView; scope: SevScope } {
+    const changed = this.live.refresh((a) => this.entryOf(a));
+    const pages = this.pagesChanged;
+    const t = this.tables(pages ? undefined : this.livePages, this.kernelChanged ? undefined : this.liveKernel);
+    this.livePages = t.pages;
+    this.liveKernel = { vms: t.vms, asids: t.asids };
+    this.pagesChanged = false;
+    this.kernelChanged = false;
+    return { view: { ...t, written: this.live.list }, scope: { written: changed, pages } };
   }
 
   counters(): Readonly<Record<string, number>> {
@@ -367,12 +426,11 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
   /** Canonical abstract state: kernel tables, ghost writes, caches and memory. */
   fingerprint(): string {
     const vms = [...this.vms].sort((a, b) => a[0] - b[0]).map(([id, v]) => `${id}:${v.type}:${v.asid}:${v.fresh ? 1 : 0}`);
-    const caches = this.caches.map((c) =>
-      [...c.values()]
-        .map((l) => `${l.page}.${l.line}.${l.key}=${l.value}${l.dirty ? '*' : ''}`)
-        .sort()
-        .join(','),
-    );
+    const caches: string[] = [];
+    for (const holders of this.lines.values()) {
+      for (const [cpu, l] of holders) caches.push(`${cpu}@${l.page}.${l.line}.${l.key}=${l.value}${l.dirty ? '*' : ''}`);
+    }
+    caches.sort();
     const mem = [...this.memory].filter(([, m]) => m.value !== 0 || m.key !== 0).map(([k, m]) => `${k}=${m.value}/${m.key}`).sort();
     const owner = [...this.owner].sort((a, b) => a[0] - b[0]).map(([p, v]) => `${p}>${v}`);
     const written = [...this.written].map(([k, w]) => `${k}=${w.value}`).sort();
@@ -383,12 +441,19 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView> {
       this.asidSnp.map((s) => (s ? 1 : 0)).join(''),
       owner.join(','),
       written.join(','),
-      caches.join('|'),
+      caches.join(','),
       mem.join(','),
       wb.join(','),
       this.lastDfFlushMissing.join(','),
     ].join('#');
   }
+}
+
+/** The keys of a map of non-negative integers, ascending. */
+function sortedKeys(m: Map<number, unknown>): Int32Array {
+  const keys: number[] = [];
+  for (const k of m.keys()) keys.push(k);
+  return new Int32Array(keys).sort();
 }
 
 function range(page: number, npages: number): number[] {

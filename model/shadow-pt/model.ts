@@ -98,9 +98,9 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
     if (this.dead && op.op !== 'destroy' && op.op !== 'translate' && op.op !== 'hostRefs') return DEAD;
     return match(op)
       .with({ op: 'guestWrite' }, ({ args }) => this.guestWrite(args.gpa, args.value))
-      .with({ op: 'lguestInit' }, ({ args }) => this.lguestInit(args.kernelAddress))
       .with({ op: 'pageFault' }, ({ args }) => this.finish(this.demandPage(args.vaddr, args.errcode), (f) => ({ ok: true, fixed: f })))
       .with({ op: 'setPte' }, ({ args }) => this.setPte(args.pgdir, args.vaddr, args.gpte))
+      .with({ op: 'lguestInit' }, ({ args }) => this.lguestInit(args.kernelAddress))
       .with({ op: 'setPgd' }, ({ args }) => this.setPgd(args.pgdir, args.idx))
       .with({ op: 'setPmd' }, () => (this.c.pae ? this.kill(this.clearAll()) : EINVAL))
       .with({ op: 'newPagetable' }, ({ args }) => this.newPagetable(args.pgtable, args.victim))
@@ -143,6 +143,9 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
   liveView(): { view: View; scope: Scope } {
     const scope = this.scope;
     this.scope = emptyScope();
+    // One op can touch a key many times (a kernel setPte in every slot): report each once.
+    scope.entries = [...new Set(scope.entries)];
+    scope.pfns = [...new Set(scope.pfns)];
     return { view: this.live, scope };
   }
 

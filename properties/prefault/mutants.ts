@@ -11,9 +11,10 @@ type PrefaultMutant = Mutant<PrefaultConfig, PrefaultOp, PrefaultResult, View, S
 /**
  * The RFC's level rule for the initial image: "IS_ALIGNED(base_gfn, 2M) &&
  * nr_pages >= 512 -> max_level = 2M", evaluated once for the whole request
- * and used for every page of it, on a confidential VM before finalize. With
- * 513 pages from an aligned base the second page-fault maps a 2 MiB leaf over
- * 511 pages nobody asked for: the GPA1/GPA2 hazard of seed 003.
+ * and used for every page of it, on a confidential VM before finalize. The
+ * first 512 pages become one 2 MiB leaf instead of 512 measured 4 KiB ones;
+ * with 513 pages the last one maps a second 2 MiB leaf over 511 pages nobody
+ * asked for: the GPA1/GPA2 hazard of seed 003.
  */
 class RfcLevelBeforeFinalize extends PrefaultMmu {
   protected override populateLevel(s: SlotState, gfn: number, first: number, npages: number): number {
@@ -114,7 +115,7 @@ export const MUTANTS: readonly PrefaultMutant[] = [
   {
     id: 'prefault-before-finalize',
     title: 'preFault is allowed on SNP/TDX before finalize',
-    source: `${SEED}: "It's user space VMM responsibility to map GPA range only once at most for SNP or TDX"; upstream commit "KVM: x86: Disallow KVM_PRE_FAULT_MEMORY before finalize" (pre_fault_allowed) and api.rst 4.143.`,
+    source: `${SEED}: "It's user space VMM responsibility to map GPA range only once at most for SNP or TDX"; upstream "KVM: x86: disallow pre-fault for SNP VMs before initialization" (Bonzini/Roth, July 2024: kvm->arch.pre_fault_allowed, set by snp_launch_finish) and the api.rst 4.143 paragraph it added.`,
     expectedToViolate: ['exact-range', 'progress-exact'],
     create: (c) => new PrefaultBeforeFinalize(c),
   },

@@ -7,7 +7,9 @@
  * touched). That keeps most ops valid and aimed at the hazards — guest writes
  * on many CPUs, releases, host writes to just-released pages from other CPUs,
  * evictions of lines that are actually cached, ASIDs recycled — while
- * shrinking still works on the intent list. About one intent in ten is
+ * shrinking still works on the intent list. Two burst intents replay the
+ * alias stories (release then host write; host write then registration) in
+ * one go, since their six ops rarely line up by chance. About one intent in ten is
  * turned into bad input on purpose (unknown or duplicate VM ids, pages the VM
  * does not own, busy pages, SNP without SME_COHERENT, empty ranges).
  */
@@ -26,7 +28,11 @@ type Kind =
   | 'flushPage'
   | 'reclaim'
   | 'gmem'
-  | 'destroy';
+  | 'destroy'
+  /** A burst: the guest dirties a line, the page is released, the host writes it from another CPU, both lines are evicted. */
+  | 'storyRelease'
+  /** A burst: the host dirties a line, the page is registered, the guest writes it, both lines are evicted. */
+  | 'storyRegister';
 
 export interface Intent {
   readonly kind: Kind;
@@ -50,6 +56,8 @@ const WEIGHTS: ReadonlyArray<readonly [Kind, number]> = [
   ['reclaim', 2],
   ['gmem', 2],
   ['destroy', 3],
+  ['storyRelease', 2],
+  ['storyRegister', 2],
 ];
 
 export function intent(): fc.Arbitrary<Intent> {
@@ -147,6 +155,10 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
   for (const i of intents) {
     const ids = liveIds();
     let kind = i.kind;
+    if (kind === 'storyRelease' || kind === 'storyRegister') {
+      if (i.bad || ids.length === 0 || (kind === 'storyRegister' && freePages().length === 0)) kind = ids.length === 0 ? 'create' : 'guestWrite';
+      else if (kind === 'storyRelease' && withPages().length === 0) kind = 'register';
+    }
     if (!i.bad) {
       // Valid intents whose prerequisites are missing become the prerequisite.
       const needsPages = kind === 'guestWrite' || kind === 'guestRead' || kind === 'unregister' || kind === 'flushPage' || kind === 'gmem';
@@ -171,7 +183,9 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
           out.push({ op: 'registerRegion', args: { vm, page, npages: i.c % 3 === 1 ? 0 : 1 + (i.d % 2) } });
           break;
         }
-        const page = pick(free, i.b);
+        // Prefer pages the host just wrote: its C=0 lines may still be cached (dirty) when the guest takes them.
+        const hostPages = touched.filter((t) => t.key === 0 && owner[t.page] === 0).map((t) => t.page);
+        const page = hostPages.length > 0 && i.d % 2 === 0 ? pick(hostPages, i.b) : pick(free, i.b);
         const npages = page + 1 < c.pages && owner[page + 1] === 0 && i.c % 2 === 0 ? 2 : 1;
         out.push({ op: 'registerRegion', args: { vm, page, npages } });
         const g = vms.get(vm);
@@ -227,7 +241,8 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
       }
       case 'evict': {
         if (touched.length > 0 && i.a % 4 !== 0) {
-          const t = pick(touched, i.b);
+          // Mostly one of the last few lines touched: those are the ones whose order of eviction matters.
+          const t = i.a % 4 === 1 ? pick(touched, i.b) : touched[touched.length - 1 - (i.b % Math.min(6, touched.length))]!;
           out.push({ op: 'evict', args: t });
         } else {
           out.push({
@@ -262,6 +277,49 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
       case 'reclaim': {
         const vm = i.bad || ids.length === 0 ? 1 + ((i.a % MAX_VM_ID) + MAX_VM_ID) : pick(ids, i.a);
         out.push({ op: 'memoryReclaimed', args: { vm } });
+        break;
+      }
+      case 'storyRelease': {
+        const vm = pick(withPages(), i.a);
+        const g = vms.get(vm)!;
+        const page = pick(g.pages, i.b);
+        const line = i.c % c.linesPerPage;
+        const cpuA = i.d % c.cpus;
+        const cpuB = (cpuA + 1 + (i.b % Math.max(1, c.cpus - 1))) % c.cpus;
+        out.push({ op: 'guestWrite', args: { vm, cpu: cpuA, page, line, value: 1 + (i.d % 97) } });
+        const how = i.a % 4;
+        if (how === 0) out.push({ op: 'flushEncryptedPage', args: { vm, page } });
+        else if (how === 1 && g.type === 'snp') out.push({ op: 'gmemInvalidate', args: { vm, page, npages: 1 } });
+        else if (how === 1) out.push({ op: 'memoryReclaimed', args: { vm } }, { op: 'unregisterRegion', args: { vm, page, npages: 1 } });
+        else out.push({ op: 'unregisterRegion', args: { vm, page, npages: 1 } });
+        freePage(page, g);
+        out.push(
+          { op: 'hostWrite', args: { cpu: cpuB, page, line, value: 100 + (i.c % 97) } },
+          { op: 'evict', args: { cpu: cpuB, page, line, key: 0 } },
+          { op: 'evict', args: { cpu: cpuA, page, line, key: g.asid } },
+          { op: 'hostRead', args: { cpu: cpuA, page, line } },
+        );
+        touch({ cpu: cpuA, page, line, key: g.asid });
+        break;
+      }
+      case 'storyRegister': {
+        const vm = pick(ids, i.a);
+        const g = vms.get(vm)!;
+        const page = pick(freePages(), i.b);
+        const line = i.c % c.linesPerPage;
+        const cpuA = i.d % c.cpus;
+        const cpuB = (cpuA + (i.b % c.cpus)) % c.cpus;
+        out.push(
+          { op: 'hostWrite', args: { cpu: cpuB, page, line, value: 100 + (i.c % 97) } },
+          { op: 'registerRegion', args: { vm, page, npages: 1 } },
+          { op: 'guestWrite', args: { vm, cpu: cpuA, page, line, value: 1 + (i.d % 97) } },
+          { op: 'evict', args: { cpu: cpuA, page, line, key: g.asid } },
+          { op: 'evict', args: { cpu: cpuB, page, line, key: 0 } },
+          { op: 'guestRead', args: { vm, cpu: cpuB, page, line } },
+        );
+        owner[page] = vm;
+        g.pages.push(page);
+        touch({ cpu: cpuA, page, line, key: g.asid });
         break;
       }
       case 'destroy': {

@@ -5,9 +5,10 @@
  */
 import type { Mutant } from '../../harness/domain';
 import { SevCacheImpl, type KvmSevInfo } from '../../impl/sev-cache/sev';
+import type { SevScope } from '../../spec/sev-cache/live';
 import type { Config, SevOp, SevResult, SevView } from '../../spec/sev-cache/types';
 
-type SevMutant = Mutant<Config, SevOp, SevResult, SevView>;
+type SevMutant = Mutant<Config, SevOp, SevResult, SevView, SevScope>;
 
 const SEED = 'seeds 000_21c4e5073768e9da.txt / 001_ad1dd143e329dc6d.txt';
 

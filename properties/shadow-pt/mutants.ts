@@ -125,6 +125,60 @@ class EagerNotPresentLeaks extends ShadowPtImpl {
   }
 }
 
+/**
+ * PAE release_pmd that forgets free_page(ptepage): the PTE page's entries are
+ * released and the mid-level entry cleared, but the page itself is never
+ * freed: a table page that no entry references (H:450: "Now we can free the
+ * page of PTEs").
+ */
+class ReleasePmdLeaksPage extends ShadowPtImpl {
+  protected override releasePmd(pmd: TablePage, j: number): void {
+    const e = pmd.ent[j]!;
+    if (!(e & _PAGE_PRESENT)) return;
+    const page = this.pool[entryFrame(e)]!;
+    for (let k = page.n - 1; k >= 0; k--) this.releasePte(page, page.list[k]!);
+    delete this.live.tables[page.owner];
+    this.scope.owners.push(page.owner);
+    this.scope.pages.push(page.id);
+    pmd.ent[j] = 0;
+    pmd.markAbsent(j);
+  }
+}
+
+/**
+ * free_guest_pagetable without release_all_pagetables: the top-level pages
+ * are freed, and with them the only way to find the PTE pages under them and
+ * the references their entries hold (H:470; free_guest_pagetable).
+ */
+class DestroyFreesTopLevelsOnly extends ShadowPtImpl {
+  private forget(page: TablePage): void {
+    while (page.n > 0) {
+      const i = page.list[page.n - 1]!;
+      if (page.level === 2) {
+        this.forget(this.pool[entryFrame(page.ent[i]!)]!);
+        page.ent[i] = 0;
+        page.markAbsent(i);
+      } else this.clearSpte(page, i);
+    }
+    delete this.live.tables[page.owner];
+    this.scope.owners.push(page.owner);
+  }
+  protected override destroy(): Result {
+    if (this.destroyed) return super.destroy();
+    const P = this.g.ptrsPerPgd;
+    for (let s = 0; s < this.c.pgdirSlots; s++) {
+      if (!this.slotInUse[s]) continue;
+      while (this.pgdN[s]! > 0) {
+        const idx = this.pgdList[s * P + --this.pgdN[s]!]!;
+        this.forget(this.pool[entryFrame(this.pgd[s * P + idx]!)]!);
+        this.pgd[s * P + idx] = 0;
+        this.pgdPos[s * P + idx] = -1;
+      }
+    }
+    return super.destroy();
+  }
+}
+
 function mk(
   id: string,
   title: string,
@@ -175,5 +229,19 @@ export const MUTANTS: readonly M[] = [
     `${SEED}, H:420 do_set_pte (no present check before gpte_to_spte)`,
     ['refcount-balance'],
     EagerNotPresentLeaks,
+  ),
+  mk(
+    'release-pmd-leaks-page',
+    'PAE release_pmd releases the entries but never frees the PTE page',
+    `${SEED}, PAE release_pmd ("Now we can free the page of PTEs")`,
+    ['tables-owned'],
+    ReleasePmdLeaksPage,
+  ),
+  mk(
+    'destroy-frees-top-levels-only',
+    'destroy frees the top-level pages without releasing the tables and references under them',
+    `${SEED}, H:470 release_all_pagetables and free_guest_pagetable`,
+    ['release-all-on-destroy'],
+    DestroyFreesTopLevelsOnly,
   ),
 ];

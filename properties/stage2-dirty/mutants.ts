@@ -5,7 +5,7 @@
 import type { Mutant } from '../../harness/domain';
 import { blockEligible } from '../../spec/stage2-dirty/config';
 import type { Config, Op, Result, View } from '../../spec/stage2-dirty/types';
-import { Stage2DirtyImpl, type KvmMemslot } from '../../impl/stage2-dirty/impl';
+import { KVM_S2_FLAG_LOGGING_ACTIVE, Stage2DirtyImpl, type KvmMemslot } from '../../impl/stage2-dirty/impl';
 
 type M = Mutant<Config, Op, Result, View>;
 
@@ -115,6 +115,48 @@ export class CollapseLeaksTable extends Stage2DirtyImpl {
   }
 }
 
+/**
+ * The seed's dissolve flushes the TLB at `pmd_pfn(*pmd) << PAGE_SHIFT`,
+ * the block's output (host physical) address, under the name `ipa`; the
+ * IPA of the block is what must be flushed (later mmu.c:
+ * `stage2_dissolve_pmd(kvm, addr, pmd)` flushes `addr`, "@addr: IPA"). The
+ * bug hides wherever a slot's host frames equal its guest frames.
+ */
+export class DissolveFlushesPa extends Stage2DirtyImpl {
+  protected override dissolveBlock(l2: number, i2: number, _blockGfn: number): void {
+    const pa = this.descOa(l2, i2); // pmd_pfn(*pmd)
+    this.stage2ClearEntry(l2, i2);
+    this.kvmTlbFlushVmidIpa(pa);
+    this.putPage(l2);
+  }
+}
+
+/**
+ * The hugetlbfs path before the fix: `if (is_vm_hugetlb_page(vma))` without
+ * `&& !logging_active`, so a logged hugetlbfs-backed slot still faults in
+ * blocks (read-only on a read fault, writable on a write fault).
+ */
+export class HugetlbBlockWhileLogging extends Stage2DirtyImpl {
+  protected override useBlockMapping(slot: KvmMemslot, gfn: number, flags: number): boolean {
+    if (slot.backing === 'hugetlb') return blockEligible(slot, gfn, this.bp);
+    return super.useBlockMapping(slot, gfn, flags);
+  }
+}
+
+/**
+ * THP adjustment done before the logging decision: transparent_hugepage_adjust
+ * aligns the pfn down to the huge page's head (`*pfnp &= ~(PTRS_PER_PMD - 1)`),
+ * then logging forces a 4 KiB mapping, which is built with the head's frame:
+ * the page is mapped to the wrong host frame and its writes land there.
+ */
+export class PageAtThpHead extends Stage2DirtyImpl {
+  protected override faultPfn(slot: KvmMemslot, gfn: number, flags: number): number {
+    const pfn = super.faultPfn(slot, gfn, flags);
+    if (slot.backing === 'thp' && (flags & KVM_S2_FLAG_LOGGING_ACTIVE) !== 0 && blockEligible(slot, gfn, this.bp)) return pfn - (gfn % this.bp);
+    return pfn;
+  }
+}
+
 export const mutants: readonly M[] = [
   {
     id: 'no-flush-after-dissolve',
@@ -141,7 +183,7 @@ export const mutants: readonly M[] = [
     id: 'block-while-logging',
     title: 'a THP-backed logged slot still gets block mappings',
     source: `${SEED}, user_mem_abort: "if (!hugetlb && !force_pte && !logging_active)" (the THP path before the fix)`,
-    expectedToViolate: ['no-block-while-logging', 'writable-implies-dirty', 'dirty-complete'],
+    expectedToViolate: ['no-block-while-logging', 'writable-implies-dirty'],
     create: (c) => new BlockWhileLogging(c),
   },
   {
@@ -171,5 +213,26 @@ export const mutants: readonly M[] = [
     source: 'upstream commit 3c3736cd32bf "KVM: arm/arm64: Fix handling of stage2 huge mappings" (2019: a block installed over a table split for dirty logging leaked the table and left stale TLB entries)',
     expectedToViolate: ['table-counts', 'tlb-coherent'],
     create: (c) => new CollapseLeaksTable(c),
+  },
+  {
+    id: 'dissolve-flushes-pa',
+    title: 'a dissolved block is flushed at its output (physical) address instead of its IPA',
+    source: `${SEED}, stage2_set_pte: "phys_addr_t ipa = pmd_pfn(*pmd) << PAGE_SHIFT; ... kvm_tlb_flush_vmid_ipa(kvm, ipa)"; later stage2_dissolve_pmd flushes addr (the IPA)`,
+    expectedToViolate: ['tlb-coherent'],
+    create: (c) => new DissolveFlushesPa(c),
+  },
+  {
+    id: 'hugetlb-block-while-logging',
+    title: 'a hugetlbfs-backed logged slot still gets block mappings',
+    source: `${SEED}, user_mem_abort: "if (is_vm_hugetlb_page(vma) && !logging_active)" (the hugetlbfs path before the fix)`,
+    expectedToViolate: ['no-block-while-logging'],
+    create: (c) => new HugetlbBlockWhileLogging(c),
+  },
+  {
+    id: 'page-at-thp-head',
+    title: 'a page mapped while logging gets the THP head frame',
+    source: `${SEED}, user_mem_abort: transparent_hugepage_adjust must not run while logging ("!hugetlb && !force_pte && !logging_active"); its pfn alignment applied to a 4 KiB mapping`,
+    expectedToViolate: ['memory-intact'],
+    create: (c) => new PageAtThpHead(c),
   },
 ];

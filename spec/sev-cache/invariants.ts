@@ -3,23 +3,41 @@
  * linear in the View and answers null or one sentence naming the lines.
  */
 import type { Invariant } from '../../harness/domain';
-import type { Config, SevView, VmViewT } from './types';
+import type { SevScope } from './live';
+import type { Config, SevView, VmViewT, WrittenViewT } from './types';
 
-export type SevInvariant = Invariant<Config, SevView>;
+export type SevInvariant = Invariant<Config, SevView, SevScope>;
+
+/** The `written` entries to check: the op's scope when given, else all. */
+function writtenIn(view: SevView, scope: SevScope | undefined): readonly WrittenViewT[] {
+  return scope ? scope.written : view.written;
+}
 
 const SEED_PATCH = 'seeds 000_21c4e5073768e9da.txt / 001_ad1dd143e329dc6d.txt, "KVM: SEV: Prefer WBNOINVD over WBINVD"';
 
-function tag(l: { cpu: number; page: number; line: number; key: number }): string {
-  return `line ${l.line} of page ${l.page} under key ${l.key} on CPU ${l.cpu}`;
+function tag(l: { page: number; line: number; key: number }): string {
+  return `line ${l.line} of page ${l.page} under key ${l.key}`;
 }
 
-/** page -> owning VM, and ASID -> live VM (small maps built once per check). */
-function owners(view: SevView): { pageVm: Map<number, number>; asidVm: Map<number, VmViewT> } {
-  const pageVm = new Map<number, number>();
-  for (const p of view.pages) pageVm.set(p.page, p.vm);
-  const asidVm = new Map<number, VmViewT>();
-  for (const v of view.vms) asidVm.set(v.asid, v);
-  return { pageVm, asidVm };
+/** The VM a page is registered to (binary search: `pages` is sorted by page). */
+function ownerOf(view: SevView, page: number): number | undefined {
+  const ps = view.pages;
+  let lo = 0;
+  let hi = ps.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const p = ps[mid]!;
+    if (p.page === page) return p.vm;
+    if (p.page < page) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+/** The live VM holding an ASID (few VMs: a scan). */
+function vmOfAsid(view: SevView, asid: number): VmViewT | undefined {
+  for (const v of view.vms) if (v.asid === asid) return v;
+  return undefined;
 }
 
 export const noStaleC1Dirty: SevInvariant = {
@@ -30,12 +48,10 @@ export const noStaleC1Dirty: SevInvariant = {
     'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, destroy) no CPU may still hold a dirty C=1 line for it.',
   source: `${SEED_PATCH}: commit message (the C=1 dirty line written back after the host wrote the page with C=0) and sev_writeback_caches()`,
   check(view) {
-    let m: ReturnType<typeof owners> | undefined;
     for (const l of view.guestLines) {
       if (!l.dirty) continue;
-      m ??= owners(view);
-      const vm = m.asidVm.get(l.key);
-      const owner = m.pageVm.get(l.page);
+      const vm = vmOfAsid(view, l.key);
+      const owner = ownerOf(view, l.page);
       if (vm === undefined) {
         return `CPU ${l.cpu} holds a dirty ${tag(l)} but ASID ${l.key} belongs to no live VM.`;
       }
@@ -57,15 +73,15 @@ export const hostIntegrity: SevInvariant = {
   statement:
     'For every line of a free page that the host has written since the page became free, a host (C=0) read returns the last value the host wrote.',
   source: `${SEED_PATCH}: commit message ("yielding corruption" of memory written with C=0)`,
-  check(view) {
-    for (const w of view.written) {
+  check(view, _config, scope) {
+    for (const w of writtenIn(view, scope)) {
       if (w.key !== 0 || w.reads === w.value) continue;
       return `host read of line ${w.line} of free page ${w.page} would return ${w.reads}, not ${w.value} which the host wrote last.`;
     }
     return null;
   },
-  exercised(view) {
-    for (const w of view.written) if (w.key === 0) return true;
+  exercised(view, _config, scope) {
+    for (const w of writtenIn(view, scope)) if (w.key === 0) return true;
     return false;
   },
 };
@@ -76,15 +92,15 @@ export const guestIntegrity: SevInvariant = {
   statement:
     'For every line of a registered page that the owning VM has written during this registration, a read with the VM\'s key returns the last value the VM wrote.',
   source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages)`,
-  check(view) {
-    for (const w of view.written) {
+  check(view, _config, scope) {
+    for (const w of writtenIn(view, scope)) {
       if (w.key === 0 || w.reads === w.value) continue;
       return `guest (ASID ${w.key}) read of line ${w.line} of its page ${w.page} would return ${w.reads}, not ${w.value} which it wrote last.`;
     }
     return null;
   },
-  exercised(view) {
-    for (const w of view.written) if (w.key !== 0) return true;
+  exercised(view, _config, scope) {
+    for (const w of writtenIn(view, scope)) if (w.key !== 0) return true;
     return false;
   },
 };
@@ -127,11 +143,9 @@ export const writebackCovers: SevInvariant = {
     'so the release that follows cannot miss one. The cost report counts the CPUs actually written back and lines invalidated against the minimum.',
   source: `${SEED_PATCH}: sev_writeback_caches() "in anticipation of forthcoming optimizations to limit the WBNOINVD only to physical CPUs that have executed SEV guests"`,
   check(view) {
-    let masks: Map<number, VmViewT> | undefined;
     for (const l of view.guestLines) {
       if (!l.dirty) continue;
-      masks ??= new Map(view.vms.map((v) => [v.asid, v]));
-      const vm = masks.get(l.key);
+      const vm = vmOfAsid(view, l.key);
       if (vm === undefined || vm.writebackCpus === 'all') continue;
       if (!vm.writebackCpus.includes(l.cpu)) {
         return `CPU ${l.cpu} holds a dirty ${tag(l)} of VM ${vm.vm} but is not in its writeback set [${vm.writebackCpus.join(', ')}].`;

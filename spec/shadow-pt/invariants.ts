@@ -22,7 +22,8 @@ import {
   entryFlags,
   entryFrame,
   hex,
-  parseSpteKey,
+  keySlot,
+  keyVpage,
   regsPfn,
   spteKey,
   switcherPages,
@@ -35,6 +36,7 @@ import {
 
 const SOURCE = 'seed 004_24ad7b1795c155e0.txt (lguest drivers/lguest/page_tables.c)';
 
+/** Any key of a record (for-in collects every key first: use outside the scoped hot path only). */
 function firstKey(o: object): string | undefined {
   for (const k in o) return k;
   return undefined;
@@ -165,25 +167,29 @@ export const releaseAllOnDestroy: Invariant<Config, View, Scope> = {
   },
 };
 
+function where(slot: number, vpage: number): string {
+  return `shadow PTE for vaddr ${vaddrOf(vpage)} in slot ${slot}`;
+}
+
 function soundOne(v: View, c: Config, key: string, e: SpteView): string | null {
-  const [slot, vpage] = parseSpteKey(key);
+  const vpage = keyVpage(key);
   if (vpage >= switcherVpage(c)) return null; // the Switcher's own entries: switcher-intact
-  const where = `shadow PTE for vaddr ${vaddrOf(vpage)} in slot ${slot}`;
+  const slot = keySlot(key);
   const s = v.slots[slot];
-  if (!s) return `${where} is present but slot ${slot} is not a cached top level`;
-  if (e.gpte < 0) return `${where} maps host frame ${e.pfn} without any guest PTE behind it`;
+  if (!s) return `${where(slot, vpage)} is present but slot ${slot} is not a cached top level`;
+  if (e.gpte < 0) return `${where(slot, vpage)} maps host frame ${e.pfn} without any guest PTE behind it`;
   const gflags = entryFlags(e.gpte);
   const gfn = entryFrame(e.gpte);
-  if (!(gflags & _PAGE_PRESENT)) return `${where} was made from guest PTE ${hex(e.gpte)}, which is not present`;
-  if (gflags & _PAGE_PSE) return `${where} was made from guest PTE ${hex(e.gpte)}, which has the large-page (PSE) flag`;
-  if (gfn >= c.guestPages) return `${where} maps host frame ${e.pfn} for guest frame ${gfn}, which is not below guestPages (${c.guestPages})`;
-  if (e.pfn !== c.hostBase + gfn) return `${where} maps host frame ${e.pfn}, but guest PTE ${hex(e.gpte)} names guest frame ${gfn}, backed by host frame ${c.hostBase + gfn}`;
-  if (!(e.flags & _PAGE_PRESENT)) return `${where} is recorded present but lacks the present bit`;
+  if (!(gflags & _PAGE_PRESENT)) return `${where(slot, vpage)} was made from guest PTE ${hex(e.gpte)}, which is not present`;
+  if (gflags & _PAGE_PSE) return `${where(slot, vpage)} was made from guest PTE ${hex(e.gpte)}, which has the large-page (PSE) flag`;
+  if (gfn >= c.guestPages) return `${where(slot, vpage)} maps host frame ${e.pfn} for guest frame ${gfn}, which is not below guestPages (${c.guestPages})`;
+  if (e.pfn !== c.hostBase + gfn) return `${where(slot, vpage)} maps host frame ${e.pfn}, but guest PTE ${hex(e.gpte)} names guest frame ${gfn}, backed by host frame ${c.hostBase + gfn}`;
+  if (!(e.flags & _PAGE_PRESENT)) return `${where(slot, vpage)} is recorded present but lacks the present bit`;
   const allowed = gflags & PTE_FLAGS_MASK & ~_PAGE_GLOBAL;
-  if (e.flags & ~allowed & ~_PAGE_GLOBAL) return `${where} has flags ${hex(e.flags)}, more rights than guest PTE ${hex(e.gpte)} gives (${hex(allowed)})`;
-  if (e.flags & _PAGE_RW && !(gflags & _PAGE_DIRTY)) return `${where} is writable but guest PTE ${hex(e.gpte)} is clean (no dirty bit): the guest's dirty tracking would miss writes`;
+  if (e.flags & ~allowed & ~_PAGE_GLOBAL) return `${where(slot, vpage)} has flags ${hex(e.flags)}, more rights than guest PTE ${hex(e.gpte)} gives (${hex(allowed)})`;
+  if (e.flags & _PAGE_RW && !(gflags & _PAGE_DIRTY)) return `${where(slot, vpage)} is writable but guest PTE ${hex(e.gpte)} is clean (no dirty bit): the guest's dirty tracking would miss writes`;
   if (vpage * PAGE_SIZE < v.kernelAddress && e.from !== s.gpgdir) {
-    return `user ${where} was read from top level ${hex(e.from)} but the slot now shadows ${hex(s.gpgdir)}`;
+    return `user ${where(slot, vpage)} was read from top level ${hex(e.from)} but the slot now shadows ${hex(s.gpgdir)}`;
   }
   return null;
 }
@@ -214,10 +220,10 @@ export const shadowSound: Invariant<Config, View, Scope> = {
   exercised(v, c, scope) {
     const sw = switcherVpage(c);
     if (scope) {
-      for (const k of scope.entries) if (v.sptes[k] && parseSpteKey(k)[1] < sw) return true;
+      for (const k of scope.entries) if (v.sptes[k] && keyVpage(k) < sw) return true;
       return false;
     }
-    for (const k in v.sptes) if (v.sptes[k]!.gpte >= 0) return true;
+    for (const k in v.sptes) if (keyVpage(k) < sw) return true;
     return false;
   },
 };
@@ -251,7 +257,7 @@ export const kernelCoherent: Invariant<Config, View, Scope> = {
       for (const k of scope.entries) {
         const e = v.sptes[k];
         if (e) {
-          const m = coherentOne(v, k, e, parseSpteKey(k)[1]);
+          const m = coherentOne(v, k, e, keyVpage(k));
           if (m) return m;
         }
       }
@@ -259,39 +265,39 @@ export const kernelCoherent: Invariant<Config, View, Scope> = {
     }
     if (firstKey(v.kernelGens) === undefined) return null;
     for (const k in v.sptes) {
-      const m = coherentOne(v, k, v.sptes[k]!, parseSpteKey(k)[1]);
+      const m = coherentOne(v, k, v.sptes[k]!, keyVpage(k));
       if (m) return m;
     }
     return null;
   },
-  exercised(v, c, scope) {
-    if (scope) {
-      for (const vp of scope.vpages) for (let s = 0; s < c.pgdirSlots; s++) if (v.sptes[spteKey(s, vp)]) return true;
-      return false;
-    }
-    for (const k in v.sptes) if (v.kernelGens[parseSpteKey(k)[1]] !== undefined) return true;
+  exercised(v, _c, scope) {
+    if (scope) return scope.vpages.length > 0; // a kernel-range change happened
+    for (const k in v.sptes) if (v.kernelGens[keyVpage(k)] !== undefined) return true;
     return false;
   },
 };
 
 /** What must sit at Switcher page `i`, or null if nothing may. */
-function switcherExpected(c: Config, i: number): { pfn: number; flags: number; what: string } | null {
-  if (i === 0) return { pfn: switcherPfn(c, 0), flags: SWITCHER_CODE_FLAGS, what: 'the Switcher code page (read-only)' };
+function switcherExpected(c: Config, i: number): { pfn: number; flags: number; what: () => string } | null {
+  if (i === 0) return { pfn: switcherPfn(c, 0), flags: SWITCHER_CODE_FLAGS, what: () => 'the Switcher code page (read-only)' };
   if (i >= switcherPages(c)) return null;
   const cpu = (i - 1) >> 1;
   return (i - 1) % 2 === 0
-    ? { pfn: regsPfn(c), flags: SWITCHER_REGS_FLAGS, what: `the guest register page at CPU ${cpu}'s first Switcher page` }
-    : { pfn: switcherPfn(c, i), flags: SWITCHER_RO_FLAGS, what: `CPU ${cpu}'s read-only Switcher page` };
+    ? { pfn: regsPfn(c), flags: SWITCHER_REGS_FLAGS, what: () => `the guest register page at CPU ${cpu}'s first Switcher page` }
+    : { pfn: switcherPfn(c, i), flags: SWITCHER_RO_FLAGS, what: () => `CPU ${cpu}'s read-only Switcher page` };
 }
 
 function switcherEntryOne(c: Config, key: string, e: SpteView | undefined, slot: number, i: number): string | null {
-  const want = switcherExpected(c, i);
-  const va = hex(c.switcherAddr + i * PAGE_SIZE);
   if (!e) return null;
+  // The common case first, without building any text.
+  if (i === 0 && e.gpte === -1 && e.pfn === switcherPfn(c, 0) && e.flags === SWITCHER_CODE_FLAGS) return null;
+  const want = switcherExpected(c, i);
+  if (want && e.gpte === -1 && e.pfn === want.pfn && e.flags === want.flags) return null;
+  const va = hex(c.switcherAddr + i * PAGE_SIZE);
   if (!want) return `slot ${slot} maps vaddr ${va} in the Switcher's range, where nothing may be mapped (host frame ${e.pfn})`;
   if (e.gpte !== -1) return `slot ${slot} maps Switcher vaddr ${va} from guest PTE ${hex(e.gpte)}: the guest mapped over the Switcher`;
   if (e.pfn !== want.pfn || e.flags !== want.flags) {
-    return `slot ${slot} maps Switcher vaddr ${va} to host frame ${e.pfn} flags ${hex(e.flags)}, not ${want.what} (frame ${want.pfn}, flags ${hex(want.flags)}) [${key}]`;
+    return `slot ${slot} maps Switcher vaddr ${va} to host frame ${e.pfn} flags ${hex(e.flags)}, not ${want.what()} (frame ${want.pfn}, flags ${hex(want.flags)}) [${key}]`;
   }
   return null;
 }
@@ -334,19 +340,21 @@ export const switcherIntact: Invariant<Config, View, Scope> = {
   source: `${SOURCE}, H:501 allocate_switcher_mapping, H:480 map_switcher_in_guest, H:481 remove_switcher_percpu_map, H:410 guest_set_pte ("we don't let you remap the Switcher")`,
   check(v, c, scope) {
     const base = switcherVpage(c);
-    const one = (k: string, e: SpteView | undefined): string | null => {
-      const [slot, vp] = parseSpteKey(k);
-      if (vp < base) return null;
-      return switcherEntryOne(c, k, e, slot, vp - base) ?? switcherSlotOne(v, c, slot);
-    };
     if (scope) {
+      let last = -1;
       for (const s of scope.slots) {
+        if (s === last) continue;
+        last = s;
         const m = switcherSlotOne(v, c, s);
         if (m) return m;
       }
       for (const k of scope.entries) {
-        const m = one(k, v.sptes[k]);
+        const vp = keyVpage(k);
+        if (vp < base) continue;
+        const slot = keySlot(k);
+        const m = switcherEntryOne(c, k, v.sptes[k], slot, vp - base) ?? (slot === last ? null : switcherSlotOne(v, c, slot));
         if (m) return m;
+        last = slot;
       }
       return null;
     }
@@ -355,8 +363,9 @@ export const switcherIntact: Invariant<Config, View, Scope> = {
       if (m) return m;
     }
     for (const k in v.sptes) {
-      const [slot, vp] = parseSpteKey(k);
+      const vp = keyVpage(k);
       if (vp >= base) {
+        const slot = keySlot(k);
         const m = switcherEntryOne(c, k, v.sptes[k], slot, vp - base);
         if (m) return m;
       }
@@ -399,8 +408,7 @@ function pageOne(v: View, id: number | string): string | null {
 
 function entryTableOne(v: View, c: Config, k: string): string | null {
   if (v.sptes[k] === undefined) return null;
-  const [slot, vp] = parseSpteKey(k);
-  const o = pteOwner(c, slot, vp);
+  const o = pteOwner(c, keySlot(k), keyVpage(k));
   if (v.tables[o] === undefined) return `shadow PTE ${k} (slot:vpage) is present but no table entry ${o} holds its PTE page`;
   return null;
 }
@@ -448,9 +456,9 @@ export const tablesOwned: Invariant<Config, View, Scope> = {
 };
 
 export const INVARIANTS: readonly Invariant<Config, View, Scope>[] = [
+  releaseAllOnDestroy,
   noDoubleRelease,
   refcountBalance,
-  releaseAllOnDestroy,
   tablesOwned,
   switcherIntact,
   kernelCoherent,

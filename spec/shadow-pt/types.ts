@@ -60,7 +60,7 @@ export const ConfigInput = strict(
     guestPages: intRange(1, 1 << 20),
     hostBase: intRange(0, 2 ** 36),
     readOnlyPages: t.array(Nat),
-    hostCpus: intRange(1, 64),
+    hostCpus: intRange(1, 256),
     switcherAddr: intRange(0, 0xffffffff),
   },
   'shadow-pt config { pae?, pgdirSlots?, guestPages?, hostBase?, readOnlyPages?, hostCpus?, switcherAddr? }',
@@ -378,8 +378,23 @@ export function spteKey(slot: number, vpage: number): string {
   return slot + ':' + vpage;
 }
 export function parseSpteKey(k: string): [number, number] {
-  const i = k.indexOf(':');
-  return [+k.slice(0, i), +k.slice(i + 1)];
+  return [keySlot(k), keyVpage(k)];
+}
+/** The slot of a `slot:vpage` key (digit by digit: no allocation on the hot path). */
+export function keySlot(k: string): number {
+  let n = 0;
+  for (let i = 0; i < k.length; i++) {
+    const ch = k.charCodeAt(i);
+    if (ch === 58) break;
+    n = n * 10 + (ch - 48);
+  }
+  return n;
+}
+/** The virtual page of a `slot:vpage` key. */
+export function keyVpage(k: string): number {
+  let n = 0;
+  for (let i = k.indexOf(':') + 1; i < k.length; i++) n = n * 10 + (k.charCodeAt(i) - 48);
+  return n;
 }
 /** Owner key of a table entry: top-level entry `i`, or (PAE) mid-level entry `j` under it. */
 export function ownerKey(slot: number, i: number, j?: number): string {

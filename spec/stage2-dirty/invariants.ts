@@ -39,6 +39,23 @@ export function sortedHas(arr: readonly number[], x: number): boolean {
   return false;
 }
 
+/**
+ * The first element of sorted `sub` that is in neither sorted `sup` nor
+ * sorted `alt`, or -1 (a linear merge).
+ */
+export function firstMissing(sub: readonly number[], sup: readonly number[], alt: readonly number[] = []): number {
+  let i = 0;
+  let j = 0;
+  for (const x of sub) {
+    while (i < sup.length && sup[i]! < x) i++;
+    if (i < sup.length && sup[i] === x) continue;
+    while (j < alt.length && alt[j]! < x) j++;
+    if (j < alt.length && alt[j] === x) continue;
+    return x;
+  }
+  return -1;
+}
+
 /** Pages a mapping entry covers. */
 export function leafPages(m: MappingView, config: Config): number {
   return m.size === '2m' ? config.blockPages : 1;
@@ -76,13 +93,13 @@ export const dirtyComplete: Inv = {
     for (const s of view.slots) {
       if (!s.logging) continue;
       if (s.written.length === 0 && s.initial.length === 0) continue;
-      for (const g of s.written) {
-        if (!sortedHas(s.dirty, g)) {
-          return `page gfn ${g} of memslot ${s.id} was written while the slot was logged but its dirty bit is clear, so the next getDirtyLog would miss the write`;
-        }
+      const w = firstMissing(s.written, s.dirty);
+      if (w >= 0) {
+        return `page gfn ${w} of memslot ${s.id} was written while the slot was logged but its dirty bit is clear, so the next getDirtyLog would miss the write`;
       }
-      for (const g of s.initial) {
-        if (!sortedHas(s.dirty, g)) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
+      const g = firstMissing(s.initial, s.dirty);
+      {
+        if (g >= 0) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
       }
     }
     return null;
@@ -102,9 +119,8 @@ export const dirtyExact: Inv = {
   check(view) {
     for (const s of view.slots) {
       if (!s.logging || s.dirty.length === 0) continue;
-      for (const g of s.dirty) {
-        if (!sortedHas(s.written, g) && !sortedHas(s.initial, g)) return `page gfn ${g} of memslot ${s.id} is marked dirty but was not written since its bit was last cleared`;
-      }
+      const g = firstMissing(s.dirty, s.written, s.initial);
+      if (g >= 0) return `page gfn ${g} of memslot ${s.id} is marked dirty but was not written since its bit was last cleared`;
     }
     return null;
   },
@@ -267,11 +283,16 @@ export const memoryIntact: Inv = {
   },
 };
 
+/**
+ * Checked in this order: the specific block rule before the general
+ * writable rule, so that a block installed while logging is reported as
+ * such.
+ */
 export const invariants: readonly Inv[] = [
   dirtyComplete,
   dirtyExact,
-  writableImpliesDirty,
   noBlockWhileLogging,
+  writableImpliesDirty,
   tlbCoherent,
   tableCounts,
   memoryIntact,

@@ -76,14 +76,14 @@ export const DEFAULT_BLOCK_PAGES = 512;
 // Operations
 // ---------------------------------------------------------------------------
 
-const GfnArgs = strict({ gfn: Nat }, {}, '{ gfn }');
-const SlotArgs = strict({ slot: Nat }, {}, '{ slot }');
+const GfnArgs = strict({ gfn: Nat });
+const SlotArgs = strict({ slot: Nat });
 
 export const opArgs = {
   /** A guest load from page `gfn`. */
   guestRead: GfnArgs,
   /** A guest store of `value` (default 0) to page `gfn`. */
-  guestWrite: strict({ gfn: Nat }, { value: Int }, '{ gfn, value? }'),
+  guestWrite: strict({ gfn: Nat }, { value: Int }),
   /** KVM_SET_USER_MEMORY_REGION adding KVM_MEM_LOG_DIRTY_PAGES. */
   enableDirtyLog: SlotArgs,
   /** KVM_SET_USER_MEMORY_REGION dropping KVM_MEM_LOG_DIRTY_PAGES. */
@@ -91,9 +91,9 @@ export const opArgs = {
   /** KVM_GET_DIRTY_LOG. */
   getDirtyLog: SlotArgs,
   /** KVM_CLEAR_DIRTY_LOG of pages `first .. first+num-1` (offsets in the slot). */
-  clearDirtyLog: strict({ slot: Nat, first: Nat, num: Nat }, {}, '{ slot, first, num }'),
+  clearDirtyLog: strict({ slot: Nat, first: Nat, num: Nat }),
   /** An MMU-notifier invalidation of guest frames `gfn .. gfn+npages-1`. */
-  unmapRange: strict({ gfn: Nat, npages: Nat }, {}, '{ gfn, npages }'),
+  unmapRange: strict({ gfn: Nat, npages: Nat }),
   /** Hardware drops whatever translation it cached for `gfn`. */
   tlbEvict: GfnArgs,
   /** Query: how the stage-2 table maps `gfn`. */

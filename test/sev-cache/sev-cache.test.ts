@@ -11,6 +11,7 @@ import { createModel } from '../../model/sev-cache/model';
 import { createImpl, SevCacheImpl } from '../../impl/sev-cache/sev';
 import { Bitmap } from '../../impl/sev-cache/cpumask';
 import { MinimumTracker } from '../../spec/sev-cache/cost';
+import { mergeScopes } from '../../spec/sev-cache/live';
 import {
   INVARIANTS,
   asidReuseClean,
@@ -200,6 +201,28 @@ describe('sev-cache', () => {
       impl.apply({ op: 'guestWrite', args: { vm: 1, cpu: 3, page: 0, line: 0, value: 2 } });
       assert.deepEqual(impl.view().vms[0]!.writebackCpus, [3]);
       assert.deepEqual(createModel(cfg()).view().vms, []);
+    });
+
+    it('liveView stays equal to a fresh view() and scopes only the touched lines', () => {
+      const c = cfg({ cpus: 3, pages: 4, smeCoherent: true });
+      const samples = fc.sample(fc.array(intent(), { maxLength: 80, size: 'max' }), { seed: 3, numRuns: 30 });
+      for (const intents of samples) {
+        const trace = resolve(c, intents);
+        for (const sys of [createModel(c), createImpl(c)]) {
+          for (const op of trace) {
+            sys.apply(op);
+            const live = sys.liveView();
+            assert.deepEqual(live.view, sys.view());
+            for (const w of live.scope.written) assert.ok(live.view.written.includes(w));
+          }
+        }
+      }
+      const impl = createImpl(cfg());
+      assert.equal(impl.liveView().scope.pages, true);
+      assert.equal(impl.liveView().scope.pages, false);
+      impl.apply({ op: 'hostWrite', args: { cpu: 0, page: 1, line: 1, value: 4 } });
+      assert.deepEqual(impl.liveView().scope.written, [{ page: 1, line: 1, key: 0, value: 4, reads: 4 }]);
+      assert.deepEqual(mergeScopes({ written: [], pages: false }, { written: [], pages: true }), { written: [], pages: true });
     });
 
     it('the model fingerprint tells states apart and ignores history', () => {

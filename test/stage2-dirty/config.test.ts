@@ -79,11 +79,11 @@ describe('stage2-dirty config', () => {
   });
 
   it('allows a block only for huge-page backing and a whole aligned block inside the slot', () => {
-    const m = { id: 0, baseGfn: 3, npages: 20, backing: 'thp' as const, readonly: false };
+    const m = { id: 0, baseGfn: 3, npages: 21, backing: 'thp' as const, readonly: false };
     assert.equal(blockEligible(m, 3, 8), false); // block 0..7 starts before the slot
     assert.equal(blockEligible(m, 9, 8), true); // 8..15
-    assert.equal(blockEligible(m, 17, 8), true); // 16..23 ends at 23 = slot end
-    assert.equal(blockEligible({ ...m, npages: 19 }, 17, 8), false);
+    assert.equal(blockEligible(m, 17, 8), true); // 16..23, page 23 is the slot's last
+    assert.equal(blockEligible({ ...m, npages: 20 }, 17, 8), false);
     assert.equal(blockEligible({ ...m, backing: '4k' }, 9, 8), false);
   });
 
