@@ -193,10 +193,10 @@ export default function bench(log: (line: string) => void): Json {
   // --- lockstep throughput -----------------------------------------------------
   {
     const d = stage2DirtyDomain;
-    const t = lockstepThroughput(d, { traces: 200, maxOps: d.budget.maxOps, seed: 7 });
-    // The same traces, best of 15 passes: on a shared machine the shared
+    const t = lockstepThroughput(d, { traces: 200, maxOps: d.budget.maxOps, seed: 1 });
+    // The same traces (seed 1, as bench/run.ts), best of 15 passes: on a shared machine the shared
     // harness's best of 3 is often a disturbed one.
-    const samples = fc.sample(caseArbitrary(d, d.budget.maxOps), { seed: 7, numRuns: 200 });
+    const samples = fc.sample(caseArbitrary(d, d.budget.maxOps), { seed: 1, numRuns: 200 });
     const ops = samples.reduce((n, x) => n + x.ops.length, 0);
     const ms = timeMs(() => {
       for (const x of samples) if (runTrace(d, x.config, x.ops, { tallies: emptyTallies() }).failure) throw new Error('lockstep failure in bench');

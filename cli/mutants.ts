@@ -25,7 +25,7 @@ reaches one, and what caught it (an invariant id, or a result/state mismatch).
   --verbose     print each mutant's shrunk counterexample
   --no-explore  skip the breadth-first search for each mutant's shortest trace
   --explore-depth K, --explore-states N
-                budget of that search (default depth 6, 30000 states, 15s)
+                budget of that search (default depth 6, 20000 states, 5 s)
   --json        one JSON report on stdout
 
 exit: 0 every mutant killed, 1 a mutant survived, 2 bad usage`;
@@ -62,7 +62,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   const json = values.json === true;
   const doExplore = values['no-explore'] !== true;
   const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 6;
-  const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 30_000;
+  const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 20_000;
   if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
     process.stderr.write(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
     return 2;
@@ -86,7 +86,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
         if (doExplore && d.exploration) {
           const cfg = d.resolveConfig(d.exploration.config);
           if (cfg.ok) {
-            const deadline = Date.now() + 15_000;
+            const deadline = Date.now() + 5_000;
             const e = await explore(d, cfg.value, d.exploration.alphabet(cfg.value), { depth: exploreDepth, maxStates: exploreStates, shouldStop: () => Date.now() > deadline }, implFactory(d, m.id));
             if (e.violation) bfs = e.violation.ops.length;
             bfsNote = e.violation ? 'found' : `not reached (${e.states} states, depth ${e.depthCompleted} complete)`;

@@ -380,6 +380,14 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return level;
   }
 
+  /**
+   * Whether a huge leaf is written over an entry that points to a lower table
+   * (freeing the table and the smaller leaves in it), as the TDP MMU does.
+   */
+  protected hugeReplacesTable(): boolean {
+    return true;
+  }
+
   /** Map gfn as a read fault would; returns the level of the leaf now covering it. */
   protected mapFault(s: SlotState, gfn: number): number {
     return this.tdpMap(gfn, this.faultLevel(s, gfn), this.isPrivate(s, gfn));
@@ -409,6 +417,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     const old = this.spt[table * PT_ENTRIES + i]!;
     if ((old & SPTE_PRESENT) !== 0) {
       if ((old & SPTE_LAST) !== 0) return level;
+      if (!this.hugeReplacesTable()) return level;
       this.freeTable(old >>> SPTE_CHILD_SHIFT);
     }
     this.setSpte(table, i, SPTE_PRESENT | SPTE_LAST | (isPrivate ? SPTE_PRIVATE : 0));
@@ -486,21 +495,46 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return 1;
   }
 
+  /** Extend the launch measurement with one page (TDH.MR.EXTEND / the SNP launch digest). */
+  protected measurePage(gfn: number): void {
+    this.measured.push(gfn);
+    this.measurementCache = null;
+  }
+
+  /**
+   * Add one page of the initial image: check it (no memslot or shared: EINVAL;
+   * already added: EEXIST), then add, measure and map it. Returns the errno
+   * name, or null when added.
+   */
+  protected addPage(s: SlotState | undefined, g: number, first: number, npages: number): string | null {
+    if (s === undefined) return 'EINVAL';
+    if (this.isAdded(s, g)) return 'EEXIST';
+    if (!this.isPrivate(s, g)) return 'EINVAL';
+    this.markAdded(s, g);
+    this.measurePage(g);
+    const level = this.populateLevel(s, g, first, npages);
+    if (this.lookup(g) < level) this.installLeaf(g, level, true);
+    return null;
+  }
+
   protected populate(gpa: number, npages: number): PrefaultResult {
     if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL', gpa };
     if (gpa % PAGE_SIZE !== 0 || npages === 0) return { ok: false, error: 'EINVAL', gpa };
     const first = gpa / PAGE_SIZE;
     for (let g = first; g < first + npages; g++) {
-      const s = g < GFN_LIMIT ? this.findSlot(g) : undefined;
-      if (s === undefined) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
-      if (this.isAdded(s, g)) return { ok: false, error: 'EEXIST', gpa: g * PAGE_SIZE };
-      if (!this.isPrivate(s, g)) return { ok: false, error: 'EINVAL', gpa: g * PAGE_SIZE };
-      this.markAdded(s, g);
-      this.measured.push(g);
-      this.measurementCache = null;
-      const level = this.populateLevel(s, g, first, npages);
-      if (this.lookup(g) < level) this.installLeaf(g, level, true);
+      const error = this.addPage(g < GFN_LIMIT ? this.findSlot(g) : undefined, g, first, npages);
+      if (error !== null) return { ok: false, error, gpa: g * PAGE_SIZE };
     }
+    return { ok: true };
+  }
+
+  /** A guest access: an EPT/NPT violation if the page is unmapped. */
+  private guestAccess(gfn: number): PrefaultResult {
+    if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
+    const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
+    if (s === undefined) return { ok: false, error: 'MMIO' };
+    // A present mapping does not fault at all.
+    if (this.lookup(gfn) === 0) this.mapFault(s, gfn);
     return { ok: true };
   }
 
@@ -543,12 +577,9 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
       case 'guestAccess': {
         const { gfn } = op.args;
         ghost(gfn, this.leavesIn(...reachOf(gfn, 1, this.reachLevel)));
-        if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
-        const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
-        if (s === undefined) return { ok: false, error: 'MMIO' };
-        // A present mapping does not fault at all.
-        if (this.lookup(gfn) === 0) this.mapFault(s, gfn);
-        return { ok: true };
+        const r = this.guestAccess(gfn);
+        this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
+        return r;
       }
       case 'setAttributes': {
         ghost(null);

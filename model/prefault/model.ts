@@ -209,10 +209,15 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       .with({ op: 'guestAccess' }, ({ args }) => {
         const { gfn } = args;
         ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1, this.reachLevel)) });
-        if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
-        if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
-        if (this.pages.get(gfn) === undefined) this.fault(gfn);
-        return { ok: true };
+        const access = (): PrefaultResult => {
+          if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
+          if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
+          if (this.pages.get(gfn) === undefined) this.fault(gfn);
+          return { ok: true };
+        };
+        const r = access();
+        this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
+        return r;
       })
       .with({ op: 'setAttributes' }, ({ args }) => {
         ghost({});

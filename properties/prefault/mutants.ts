@@ -38,10 +38,19 @@ class MixedAttrsHugeLeaf extends PrefaultMmu {
   }
 }
 
-/** populate does not notice a page that was already added: it is measured again (seed 003: "it's one time operation"). */
+/**
+ * populate extends the measurement before it checks whether the page was
+ * already added: adding GPA1 again still fails with EEXIST, but the page has
+ * been measured a second time (seed 003: "it's one time operation. It updates
+ * measurement").
+ */
 class PopulateRemeasures extends PrefaultMmu {
-  protected override isAdded(): boolean {
-    return false;
+  protected override addPage(s: SlotState | undefined, g: number, first: number, npages: number): string | null {
+    if (s !== undefined && this.isAdded(s, g)) {
+      this.measurePage(g);
+      return 'EEXIST';
+    }
+    return super.addPage(s, g, first, npages);
   }
 }
 
@@ -56,6 +65,19 @@ class ProgressWholeLeaf extends PrefaultMmu {
 class PrefaultBeforeFinalize extends PrefaultMmu {
   protected override prefaultAllowed(): boolean {
     return true;
+  }
+}
+
+/**
+ * A huge leaf is not written over an entry that points to a lower table: the
+ * walk treats the present non-leaf entry as a spurious fault and reports the
+ * huge level anyway, so a pre-fault chunk counts the whole huge leaf as
+ * processed while only the smaller leaves already there are mapped, and a
+ * guest access "succeeds" without mapping its page.
+ */
+class PrefaultKeepsSmallLeaves extends PrefaultMmu {
+  protected override hugeReplacesTable(): boolean {
+    return false;
   }
 }
 
@@ -100,7 +122,7 @@ export const MUTANTS: readonly PrefaultMutant[] = [
   },
   {
     id: 'populate-remeasures',
-    title: 'populate re-adds and re-measures a page that was already added instead of failing with EEXIST',
+    title: 'populate measures a page before noticing it was already added: EEXIST is returned, but the page is measured twice',
     source: `${SEED}: "map page to GPA, it's one time operation. It updates measurement" and "the following mapping of GPA2 fails".`,
     expectedToViolate: ['measure-once'],
     create: (c) => new PopulateRemeasures(c),
@@ -118,6 +140,13 @@ export const MUTANTS: readonly PrefaultMutant[] = [
     source: `${SEED}: "It's user space VMM responsibility to map GPA range only once at most for SNP or TDX"; upstream "KVM: x86: disallow pre-fault for SNP VMs before initialization" (Bonzini/Roth, July 2024: kvm->arch.pre_fault_allowed, set by snp_launch_finish) and the api.rst 4.143 paragraph it added.`,
     expectedToViolate: ['exact-range', 'progress-exact'],
     create: (c) => new PrefaultBeforeFinalize(c),
+  },
+  {
+    id: 'prefault-keeps-small-leaves',
+    title: 'a pre-fault chunk whose huge leaf would replace a lower table keeps the smaller leaves, yet advances by the whole huge leaf',
+    source: `${SEED}: Matlack "what if the requested region is already mapped with a larger page?"; upstream kvm_arch_vcpu_pre_fault_memory advances by the level kvm_tdp_map_page reports, which must be the level actually mapped.`,
+    expectedToViolate: ['progress-exact', 'idempotent'],
+    create: (c) => new PrefaultKeepsSmallLeaves(c),
   },
   {
     id: 'prefault-splits-huge',

@@ -261,7 +261,7 @@ export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
   id: 'idempotent',
   title: 'Pre-faulting mapped memory changes nothing it should not',
   statement:
-    'A preFault or guest access never unmaps a page nor changes whether it maps private or shared memory; a leaf may only be replaced by a larger leaf that contains it; pre-faulting an already mapped range succeeds; a guest access to a mapped page changes nothing.',
+    'A preFault or guest access never unmaps a page nor changes whether it maps private or shared memory; a leaf may only be replaced by a larger leaf that contains it; pre-faulting an already mapped range succeeds; a guest access to a mapped page changes nothing, and a successful one leaves its page mapped.',
   source: `${SEED}: "KVM_MAP_MEMORY on already mapped area potentially with large page: It succeeds. Not error."; upstream tdp_mmu map path replaces a smaller mapping with the huge leaf the fault's level allows.`,
   check(view, config) {
     const last = view.last;
@@ -276,6 +276,9 @@ export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
         return `${last.op} replaced the ${leafName(b)} by the smaller ${leafName(a)}.`;
       }
       if (a.private !== b.private) return `${last.op} changed gfn ${hex(b.gfn)} from ${b.private ? 'private' : 'shared'} to ${a.private ? 'private' : 'shared'} memory.`;
+    }
+    if (last.op === 'guestAccess' && last.gfn !== null && last.result !== null && last.result.ok && findLeaf(view.leaves, last.gfn) < 0) {
+      return `a guest access to gfn ${hex(last.gfn)} succeeded but left the page unmapped.`;
     }
     if (last.op === 'guestAccess' && last.gfn !== null && findLeaf(last.before, last.gfn) >= 0) {
       const [s, e] = reachOf(last.gfn, 1, maxLeafLevel(config));
@@ -297,7 +300,8 @@ export const idempotent: Invariant<PrefaultConfig, View, Scope> = {
   },
   exercised(view) {
     const last = view.last;
-    return last !== null && (last.op === 'preFault' || last.op === 'guestAccess') && last.before.length > 0;
+    if (last === null || (last.op !== 'preFault' && last.op !== 'guestAccess')) return false;
+    return last.before.length > 0 || (last.op === 'guestAccess' && last.result !== null && last.result.ok);
   },
 };
 

@@ -191,8 +191,9 @@ export const LastOpC = t.type({
   measuredBefore: t.number,
   /** guestAccess: the gfn; populate: the first gfn (null when the gpa is unaligned); else null. */
   gfn: t.union([t.number, t.null]),
-  /** preFault only: the request as given and the result returned. */
+  /** preFault only: the request as given. */
   request: t.union([PreFaultRequestC, t.null]),
+  /** preFault: the result returned; guestAccess: its ok/error with the page's gpa and size 4096; else null. */
   result: t.union([GhostResultC, t.null]),
   /**
    * preFault / guestAccess: the leaves that overlapped the op's reach before

@@ -98,9 +98,7 @@ export const dirtyComplete: Inv = {
         return `page gfn ${w} of memslot ${s.id} was written while the slot was logged but its dirty bit is clear, so the next getDirtyLog would miss the write`;
       }
       const g = firstMissing(s.initial, s.dirty);
-      {
-        if (g >= 0) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
-      }
+      if (g >= 0) return `page gfn ${g} of memslot ${s.id} lost the bit KVM_DIRTY_LOG_INITIALLY_SET gave it without being cleared by clearDirtyLog`;
     }
     return null;
   },

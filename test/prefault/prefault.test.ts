@@ -384,6 +384,9 @@ describe('prefault', () => {
       bad('idempotent', base({ attributes: a, leaves: [leaf(0, '2m', false)], last: ga }), c); // a guest access to a mapped page remapped it
       good('idempotent', base({ attributes: a, leaves: [leaf(0, '2m', false)], last: lastPf([leaf(0, '4k', false), leaf(1, '4k', false)]) }), c);
       good('idempotent', base({ attributes: a, leaves: [leaf(3, '4k', false)], last: ga }), c);
+      const gaNew = { ...ga, before: [], result: { ok: true, error: null, gpa: 3 * K, size: K } };
+      bad('idempotent', base({ attributes: a, leaves: [], last: gaNew }), c); // succeeded, left unmapped
+      good('idempotent', base({ attributes: a, leaves: [leaf(0, '2m', false)], last: gaNew }), c);
     });
     it('no-alias', () => {
       bad('no-alias', base({ leaves: [leaf(0, '2m'), leaf(5, '4k')] }), snp);
@@ -439,6 +442,16 @@ describe('prefault', () => {
         'progress-whole-leaf': [DEFAULT2M, [pf(0, K)]],
         'prefault-before-finalize': [SNP, [pf(0, K)]],
         'prefault-splits-huge': [DEFAULT2M, [pf(0, K), pf(5 * K, K)]],
+        'prefault-keeps-small-leaves': [
+          { vmType: 'sw-protected', memslots: [{ id: 0, baseGfn: 0, npages: 1024, backing: '2m' }] },
+          [
+            { op: 'setAttributes', args: { gfn: 5, npages: 1, private: true } },
+            { op: 'guestAccess', args: { gfn: 3, write: false } },
+            { op: 'setAttributes', args: { gfn: 5, npages: 1, private: false } },
+            pf(0, 2 * K),
+            { op: 'guestAccess', args: { gfn: 7, write: false } },
+          ],
+        ],
       };
       for (const m of MUTANTS) {
         const [input, ops] = traces[m.id]!;

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import { resolveConfig } from '../../spec/stage2-dirty/config';
-import { invariants, leafAt, sortedHas } from '../../spec/stage2-dirty/invariants';
+import { firstMissing, invariants, leafAt, sortedHas } from '../../spec/stage2-dirty/invariants';
 import type { Config, View } from '../../spec/stage2-dirty/types';
 
 const cfgR = resolveConfig({
@@ -164,6 +164,10 @@ describe('stage2-dirty invariants on hand-built Views', () => {
     assert.equal(sortedHas([1, 4, 9], 4), true);
     assert.equal(sortedHas([1, 4, 9], 5), false);
     assert.equal(sortedHas([], 5), false);
+    assert.equal(firstMissing([1, 3, 5], [1, 5], [3]), -1);
+    assert.equal(firstMissing([1, 3, 5], [1, 5]), 3);
+    assert.equal(firstMissing([], [1]), -1);
+    assert.equal(firstMissing([7], []), 7);
     const m = good().mappings;
     assert.equal(leafAt(m, 20, config)?.gfn, 16);
     assert.equal(leafAt(m, 24, config), undefined);
