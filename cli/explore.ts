@@ -11,11 +11,11 @@ import { domainsOption, implOption, intOption, parse, Progress, UsageError } fro
 import * as path from 'path';
 
 export const EXPLORE_HELP = `usage: hvspec explore --domain D [--depth K] [--max-states N] [--config small|FILE]
-                      [--impl impl|mutant:ID] [--json]
+                      [--impl impl|mutant:ID] [--dedupe pair|model] [--json]
 
 Breadth-first exploration of every op sequence over the domain's finite
 alphabet for a small configuration, deduplicating states by a canonical
-fingerprint of the model state; lockstep and every invariant are checked at
+fingerprint of the (model, impl) state; lockstep and every invariant are checked at
 every new state. A violation is reported with a shortest trace and saved as
 a case file. Ctrl-C stops the search and prints what was completed.
 
@@ -25,6 +25,8 @@ a case file. Ctrl-C stops the search and prints what was completed.
   --config X       small (default: the domain's exploration config) or a JSON file
                    holding a config object for the domain
   --impl X         impl (default) or mutant:ID
+  --dedupe X       pair (default): a state is the (model, impl) pair, so bugs that live
+                   only in the impl are not pruned away; model: the model state alone
   --json           one JSON report on stdout
 
 exit: 0 no violation, 1 violation, 2 bad usage`;
@@ -38,6 +40,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       'max-states': { type: 'string' },
       config: { type: 'string' },
       impl: { type: 'string' },
+      dedupe: { type: 'string' },
       json: { type: 'boolean' },
     },
     false,
@@ -52,6 +55,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const maxStates = intOption('max-states', values['max-states'], 1, 100_000_000) ?? 200_000;
   const mutant = implOption(values.impl);
   const json = values.json === true;
+  const dedupe = values.dedupe ?? 'pair';
+  if (dedupe !== 'pair' && dedupe !== 'model') throw new UsageError(`--dedupe takes pair or model, got ${JSON.stringify(dedupe)}`);
 
   return some!.use(async (d) => {
     if (!d.exploration) throw new UsageError(`domain ${d.id} declares no exploration alphabet`);
@@ -87,6 +92,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       {
         depth,
         maxStates,
+        dedupe,
         ...(mutant !== undefined ? { mutant } : {}),
         shouldStop: () => interrupted,
         onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),

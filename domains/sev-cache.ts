@@ -93,6 +93,22 @@ function findWritten(list: readonly WrittenViewT[], page: number, line: number):
   return undefined;
 }
 
+/**
+ * The cost report the issue asks for: per release, CPUs written back and
+ * lines invalidated by the impl vs the model vs the minimum (CPUs that could
+ * hold a dirty line of the VM), and what ASID recycling costs on top.
+ */
+function costReport(model: Readonly<Record<string, number>>, impl: Readonly<Record<string, number>>): string[] {
+  const releases = impl['releases'] ?? 0;
+  if (releases === 0) return ['no release points in this campaign'];
+  const per = (n: number | undefined) => ((n ?? 0) / releases).toFixed(2);
+  return [
+    `per release (${releases} releases):  CPUs written back  impl ${per(impl['cpusWrittenBack'])}  model ${per(model['cpusWrittenBack'])}  minimum ${per(impl['minimumCpus'])}`,
+    `                            lines invalidated  impl ${per(impl['linesInvalidated'])}  model ${per(model['linesInvalidated'])}  (impl invalidates only when it falls back to WBINVD)`,
+    `ASID recycling: ${impl['recycles'] ?? 0} rounds, lines invalidated impl ${impl['recycleLinesInvalidated'] ?? 0}  model ${model['recycleLinesInvalidated'] ?? 0}`,
+  ];
+}
+
 function describeOp(op: SevOp): string {
   const a = op.args as { [k: string]: unknown };
   return `${op.op}(${Object.keys(a).map((k) => `${k}=${String(a[k])}`).join(', ')})`;
@@ -156,6 +172,7 @@ export const sevCacheDomain: Domain<Config, SevOp, SevResult, SevView, SevScope>
   mutantBudget: { runs: 300, maxOps: 60 },
   exploration: { config: EXPLORATION_CONFIG, alphabet },
   describeOp,
+  costReport,
 };
 
 export const sevCache = someDomain(sevCacheDomain);

@@ -3,7 +3,12 @@
  *
  * From the initial state of a small configuration, every op of the domain's
  * finite alphabet is tried at every reachable state, level by level. States
- * are deduplicated by a canonical fingerprint of the *model* state; at every
+ * are deduplicated by a canonical fingerprint of the model state and, by
+ * default, of the implementation's View too: the system under test is the
+ * pair, and two pairs that agree on the model but not on the implementation
+ * (a stale TLB entry, a table page not freed) are different states — pruning
+ * one of them would hide exactly the bugs that live only in the
+ * implementation. `dedupe: 'model'` prunes by the model alone (faster); at every
  * new state the op's model and impl results must agree, every invariant must
  * hold on both full Views, and the Views must agree. Because the search is
  * breadth-first, the first violation found has a shortest trace.
@@ -20,6 +25,8 @@ export interface ExploreOptions {
   readonly depth: number;
   readonly maxStates: number;
   readonly mutant?: string;
+  /** What identifies a state: the (model, impl) pair (default) or the model alone. */
+  readonly dedupe?: 'pair' | 'model';
   /** Checked between transitions: answer true to stop (Ctrl-C, time limit). */
   readonly shouldStop?: () => boolean;
   readonly onProgress?: (p: ExploreProgress) => void;
@@ -72,7 +79,9 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
   let lastYield = start;
   const resultsAgree = d.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));
   const viewsAgree = d.viewsAgree ?? ((a: V, b: V) => (deepEqual(a, b) ? null : `views differ at ${firstDifference(a, b, 'view')}`));
-  const fingerprint = (m: System<O, R, V, S>): string => (m.fingerprint ? m.fingerprint() : canonicalJson(m.view()));
+  const fpOf = (m: System<O, R, V, S>): string => (m.fingerprint ? m.fingerprint() : canonicalJson(m.view()));
+  const pair = (options.dedupe ?? 'pair') === 'pair';
+  const fingerprint = (m: System<O, R, V, S>, i: System<O, R, V, S>): string => (pair ? fpOf(m) + '\u0000' + fpOf(i) : fpOf(m));
 
   // State table: parent index and op index per state (state 0: the initial state).
   let parent = new Int32Array(1024);
@@ -125,7 +134,7 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
     const i = createImpl(config);
     const f = checkState(m, i, -1);
     if (f) return finish('violation', 0, { ops: [], failure: f });
-    seen.add(fingerprint(m));
+    seen.add(fingerprint(m, i));
     states = 1;
   }
 
@@ -168,7 +177,7 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
         if (!failure && !resultsAgree(rm!, ri!)) {
           failure = { kind: 'result-mismatch', step: prefix.length, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` };
         }
-        const fp = failure ? '' : fingerprint(m);
+        const fp = failure ? '' : fingerprint(m, impl);
         if (!failure && seen.has(fp)) continue;
         if (!failure) failure = checkState(m, impl, prefix.length);
         if (failure) return finish('violation', depth, { ops: opsOf([...prefix, a]), failure });
