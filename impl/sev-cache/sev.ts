@@ -28,7 +28,7 @@
  */
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
-import { LiveWritten, type SevScope } from '../../spec/sev-cache/live';
+import { LiveView, type SevScope } from '../../spec/sev-cache/live';
 import { OK, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
 import { Bitmap } from './cpumask';
 import { Machine } from './machine';
@@ -78,12 +78,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   protected readonly cost: SevCounters = zeroCounters();
   protected readonly minimum: MinimumTracker;
   /** View upkeep for liveView(): addresses touched since the last call. */
-  private readonly live = new LiveWritten();
-  private pagesChanged = true;
-  /** VMs (flags, masks) or ASIDs changed since the last liveView(). */
-  private kernelChanged = true;
-  private liveKernel: Pick<SevView, 'vms' | 'asids'> = { vms: [], asids: [] };
-  private livePages: SevView['pages'] = [];
+  private readonly live = new LiveView();
 
   constructor(protected readonly config: Config) {
     this.hw = new Machine(config, (addr) => this.live.touch(addr));
@@ -122,7 +117,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
    */
   protected sevWritebackCaches(sev: KvmSevInfo): void {
     if (sev.haveRunCpus.isEmpty()) return;
-    this.kernelChanged = true;
+    this.live.markKernel();
     sev.haveRunCpus.forEach((cpu) => this.wbnoinvdOnCpu(cpu));
     this.clearRanMask(sev);
   }
@@ -188,7 +183,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   /** pre_sev_run(): the VMRUN path on `cpu`. */
   protected preSevRun(sev: KvmSevInfo, cpu: number): void {
     if (this.loadedVm[cpu] !== sev.id) {
-      this.kernelChanged = true;
+      this.live.markKernel();
       this.loadedVm[cpu] = sev.id;
       this.markCpuRan(sev, cpu);
     }
@@ -204,7 +199,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   /** sev_flush_asids() + __sev_recycle_asids(): reclaimed ASIDs become free. */
   protected recycleAsids(): void {
     this.cost.recycles++;
-    this.kernelChanged = true;
+    this.live.markKernel();
     this.flushCachesForAsidRecycle();
     this.hw.dfFlush();
     this.asidBitmap.andNot(this.reclaimBitmap);
@@ -241,7 +236,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   }
 
   private forgetGhost(page: number): void {
-    this.pagesChanged = true;
+    this.live.markPages();
     const base = page * this.config.linesPerPage;
     for (let line = 0; line < this.config.linesPerPage; line++) {
       this.ghostWritten.clear(base + line);
@@ -286,7 +281,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.asidOwner[asid] = vm;
     const flags = type === 'snp' ? SEV_VM_SNP | SEV_VM_ES : type === 'sev-es' ? SEV_VM_ES : 0;
     this.vms.set(vm, { id: vm, asid, flags, haveRunCpus: new Bitmap(this.config.cpus), nrPages: 0 });
-    this.kernelChanged = true;
+    this.live.markKernel();
     return { ok: true, asid };
   }
 
@@ -317,7 +312,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     if (cpu >= this.config.cpus || line >= this.config.linesPerPage) return err('EINVAL');
     if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
     this.preSevRun(sev, cpu);
-    if (!(sev.flags & SEV_VM_RAN)) this.kernelChanged = true;
+    if (!(sev.flags & SEV_VM_RAN)) this.live.markKernel();
     sev.flags |= SEV_VM_RAN;
     this.minimum.ran(vm, cpu);
     const a = this.hw.addr(page, line);
@@ -395,7 +390,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.asidOwner[sev.asid] = NO_VM;
     for (let cpu = 0; cpu < this.config.cpus; cpu++) if (this.loadedVm[cpu] === vm) this.loadedVm[cpu] = NO_VM;
     this.vms.delete(vm);
-    this.kernelChanged = true;
+    this.live.markKernel();
     return OK;
   }
 
@@ -491,14 +486,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
 
   /** The same View kept up to date: only the addresses touched since the last call are recomputed. */
   liveView(): { view: SevView; scope: SevScope } {
-    const changed = this.live.refresh((a) => this.entryOf(a));
-    const pages = this.pagesChanged;
-    const t = this.tables(pages ? undefined : this.livePages, this.kernelChanged ? undefined : this.liveKernel);
-    this.livePages = t.pages;
-    this.liveKernel = { vms: t.vms, asids: t.asids };
-    this.pagesChanged = false;
-    this.kernelChanged = false;
-    return { view: { ...t, written: this.live.list }, scope: { written: changed, pages } };
+    return this.live.view((pages, kernel) => this.tables(pages, kernel), (a) => this.entryOf(a));
   }
 
   counters(): Readonly<Record<string, number>> {

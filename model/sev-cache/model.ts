@@ -13,7 +13,7 @@
 import { match } from 'ts-pattern';
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
-import { LiveWritten, type SevScope } from '../../spec/sev-cache/live';
+import { LiveView, type SevScope } from '../../spec/sev-cache/live';
 import {
   OK,
   ciphertext,
@@ -63,11 +63,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
   private readonly cost: SevCounters = zeroCounters();
   private readonly minimum: MinimumTracker;
   /** View upkeep for liveView(): addresses touched since the last call. */
-  private readonly live = new LiveWritten();
-  private pagesChanged = true;
-  /** VMs or ASIDs changed since the last liveView(). */
-  private kernelChanged = true;
-  private liveKernel: Pick<SevView, 'vms' | 'asids'> = { vms: [], asids: [] };
+  private readonly live = new LiveView();
 
   constructor(private readonly config: Config) {
     this.asidState = Array.from({ length: config.asids + 1 }, (): AsidState => 'free');
@@ -193,7 +189,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
 
   /** The page changed hands: nobody has written it since. */
   private forget(page: number): void {
-    this.pagesChanged = true;
+    this.live.markPages();
     for (let line = 0; line < this.config.linesPerPage; line++) {
       const a = this.lk(page, line);
       this.written.delete(a);
@@ -222,7 +218,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     if (!vm) return err('ENOENT');
     if (!this.inRange(cpu, line)) return err('EINVAL');
     if (this.owner.get(page) !== vmId) return err('EFAULT');
-    if (vm.fresh) this.kernelChanged = true;
+    if (vm.fresh) this.live.markKernel();
     vm.fresh = false;
     this.minimum.ran(vmId, cpu);
     const k = this.lk(page, line);
@@ -265,7 +261,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     this.asidState[asid] = 'active';
     this.asidSnp[asid] = type === 'snp';
     this.vms.set(vm, { type, asid, fresh: true });
-    this.kernelChanged = true;
+    this.live.markKernel();
     return { ok: true, asid };
   }
 
@@ -330,7 +326,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     this.wbinvdSinceDeactivate.clear();
     this.asidState[vm.asid] = 'reclaim';
     this.vms.delete(vmId);
-    this.kernelChanged = true;
+    this.live.markKernel();
     return OK;
   }
 
@@ -406,17 +402,9 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     return { ...this.tables(undefined), written };
   }
 
-  private livePages: SevView['pages'] = [];
 
   liveView(): { view: SevView; scope: SevScope } {
-    const changed = this.live.refresh((a) => this.entryOf(a));
-    const pages = this.pagesChanged;
-    const t = this.tables(pages ? undefined : this.livePages, this.kernelChanged ? undefined : this.liveKernel);
-    this.livePages = t.pages;
-    this.liveKernel = { vms: t.vms, asids: t.asids };
-    this.pagesChanged = false;
-    this.kernelChanged = false;
-    return { view: { ...t, written: this.live.list }, scope: { written: changed, pages } };
+    return this.live.view((pages, kernel) => this.tables(pages, kernel), (a) => this.entryOf(a));
   }
 
   counters(): Readonly<Record<string, number>> {

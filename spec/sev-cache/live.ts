@@ -9,7 +9,7 @@
  * op's scope: the integrity invariants check only them, and the harness's
  * periodic full check compares this live list with a fresh `view()`.
  */
-import type { WrittenViewT } from './types';
+import type { SevView, WrittenViewT } from './types';
 
 export interface SevScope {
   /** `written` entries recomputed by the op (the only ones whose read-back can have changed). */
@@ -82,5 +82,49 @@ export class LiveWritten {
 
   get list(): WrittenViewT[] {
     return this.sorted;
+  }
+}
+
+type Tables = Omit<SevView, 'written'>;
+type Kernel = Pick<SevView, 'vms' | 'asids'>;
+
+/**
+ * The whole live View of a sev-cache system: the `written` list kept by
+ * `LiveWritten`, and the page-ownership and VM/ASID tables, rebuilt only when
+ * the system marked them changed. Both sides build their tables their own way
+ * (`tables`); this class only decides what to rebuild.
+ */
+export class LiveView {
+  private readonly written = new LiveWritten();
+  private pagesChanged = true;
+  private kernelChanged = true;
+  private pages: SevView['pages'] = [];
+  private kernel: Kernel = { vms: [], asids: [] };
+
+  touch(addr: number): void {
+    this.written.touch(addr);
+  }
+  /** Page ownership changed. */
+  markPages(): void {
+    this.pagesChanged = true;
+  }
+  /** VMs or ASIDs changed. */
+  markKernel(): void {
+    this.kernelChanged = true;
+  }
+
+  /** The View kept up to date, and what changed since the last call. */
+  view(
+    tables: (pages: SevView['pages'] | undefined, kernel: Kernel | undefined) => Tables,
+    entryOf: EntryOf,
+  ): { view: SevView; scope: SevScope } {
+    const changed = this.written.refresh(entryOf);
+    const pages = this.pagesChanged;
+    const t = tables(pages ? undefined : this.pages, this.kernelChanged ? undefined : this.kernel);
+    this.pages = t.pages;
+    this.kernel = { vms: t.vms, asids: t.asids };
+    this.pagesChanged = false;
+    this.kernelChanged = false;
+    return { view: { ...t, written: this.written.list }, scope: { written: changed, pages } };
   }
 }
