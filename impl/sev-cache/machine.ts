@@ -246,18 +246,29 @@ export class Machine {
    */
   guestLines(all: (key: number) => boolean): GuestLineViewT[] {
     const out: GuestLineViewT[] = [];
-    const L = this.config.linesPerPage;
-    for (const l of this.lines.values()) {
-      const key = l.tag % this.nkeys;
-      if (key === 0) continue;
-      const dirtyOnly = !all(key);
-      if (dirtyOnly && l.dirtyCpu === NOT_DIRTY) continue;
-      const addr = (l.tag - key) / this.nkeys;
-      const line = addr % L;
-      const page = (addr - line) / L;
-      if (dirtyOnly) out.push({ cpu: l.dirtyCpu, page, line, key, dirty: true });
-      else l.holders.forEach((cpu) => out.push({ cpu, page, line, key, dirty: l.dirtyCpu === cpu }));
+    for (const l of this.lines.values()) this.listLine(l, all, out);
+    return out;
+  }
+
+  /** The same, for the lines of one address (by key, then CPU). */
+  guestLinesAt(addr: number, all: (key: number) => boolean): GuestLineViewT[] {
+    const out: GuestLineViewT[] = [];
+    for (let key = 1; key < this.nkeys; key++) {
+      const l = this.lines.get(this.tag(addr, key));
+      if (l) this.listLine(l, all, out);
     }
     return out;
+  }
+
+  private listLine(l: TagLine, all: (key: number) => boolean, out: GuestLineViewT[]): void {
+    const key = l.tag % this.nkeys;
+    if (key === 0) return;
+    const dirtyOnly = !all(key);
+    if (dirtyOnly && l.dirtyCpu === NOT_DIRTY) return;
+    const addr = (l.tag - key) / this.nkeys;
+    const line = addr % this.config.linesPerPage;
+    const page = (addr - line) / this.config.linesPerPage;
+    if (dirtyOnly) out.push({ cpu: l.dirtyCpu, page, line, key, dirty: true });
+    else l.holders.forEach((cpu) => out.push({ cpu, page, line, key, dirty: l.dirtyCpu === cpu }));
   }
 }

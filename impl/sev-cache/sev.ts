@@ -28,7 +28,7 @@
  */
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
-import { LiveView, type SevScope } from '../../spec/sev-cache/live';
+import { LiveView, compareGuestLines, type KernelTables, type LiveSource, type SevScope } from '../../spec/sev-cache/live';
 import { OK, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
 import { Bitmap } from './cpumask';
 import { Machine } from './machine';
@@ -78,9 +78,10 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   protected readonly cost: SevCounters = zeroCounters();
   protected readonly minimum: MinimumTracker;
   /** View upkeep for liveView(): addresses touched since the last call. */
-  private readonly live = new LiveView();
+  private readonly live: LiveView;
 
   constructor(protected readonly config: Config) {
+    this.live = new LiveView(config.linesPerPage);
     this.hw = new Machine(config, (addr) => this.live.touch(addr));
     this.asidBitmap = new Bitmap(config.asids + 1);
     this.asidBitmap.set(0);
@@ -117,7 +118,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
    */
   protected sevWritebackCaches(sev: KvmSevInfo): void {
     if (sev.haveRunCpus.isEmpty()) return;
-    this.live.markKernel();
+    this.live.markWritebackSet();
     sev.haveRunCpus.forEach((cpu) => this.wbnoinvdOnCpu(cpu));
     this.clearRanMask(sev);
   }
@@ -183,7 +184,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   /** pre_sev_run(): the VMRUN path on `cpu`. */
   protected preSevRun(sev: KvmSevInfo, cpu: number): void {
     if (this.loadedVm[cpu] !== sev.id) {
-      this.live.markKernel();
+      this.live.markWritebackSet();
       this.loadedVm[cpu] = sev.id;
       this.markCpuRan(sev, cpu);
     }
@@ -434,7 +435,7 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     return { page, line, key, value: this.ghostValue[a]!, reads: this.hw.peek(a, key) };
   }
 
-  private kernelTables(): Pick<SevView, 'vms' | 'asids'> {
+  private kernelTables(): KernelTables {
     const ids = [...this.vms.keys()];
     if (ids.length > 1) ids.sort((a, b) => a - b);
     const vms = ids.map((id) => {
@@ -452,28 +453,28 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
       if (a === 0) return;
       asids.push({ asid: a, state: this.reclaimBitmap.test(a) ? 'reclaim' : 'active', snp: this.asidSnp.test(a) });
     });
-    return { vms, asids };
+    return { vms, asids, firmware: { dfFlushes: this.hw.dfFlushes, lastDfFlushMissingWbinvd: [...this.hw.lastDfFlushMissing] } };
   }
 
-  /** Everything but `written`; `pages` and the VM/ASID tables may be reused. */
-  private tables(pages: SevView['pages'] | undefined, kernel?: Pick<SevView, 'vms' | 'asids'>): Omit<SevView, 'written'> {
-    const { vms, asids } = kernel ?? this.kernelTables();
-    if (pages === undefined) {
-      const fresh: SevView['pages'] = [];
-      this.pinned.forEach((page) => fresh.push({ page, vm: this.pageOwner[page]! }));
-      pages = fresh;
-    }
-    return {
-      vms,
-      asids,
-      pages,
-      guestLines: this.hw.guestLines((key) => {
-        const owner = this.asidVm(key);
-        return owner === undefined || (owner.flags & SEV_VM_RAN) === 0;
-      }),
-      firmware: { dfFlushes: this.hw.dfFlushes, lastDfFlushMissingWbinvd: [...this.hw.lastDfFlushMissing] },
-    };
+  private pageTable(): SevView['pages'] {
+    const pages: SevView['pages'] = [];
+    this.pinned.forEach((page) => pages.push({ page, vm: this.pageOwner[page]! }));
+    return pages;
   }
+
+  /** No VM has run with this ASID since it was handed out (all its lines are listed, clean or not). */
+  private readonly freshKey = (key: number): boolean => {
+    const owner = this.asidVm(key);
+    return owner === undefined || (owner.flags & SEV_VM_RAN) === 0;
+  };
+
+  private readonly source: LiveSource = {
+    pages: () => this.pageTable(),
+    kernel: () => this.kernelTables(),
+    entryOf: (a) => this.entryOf(a),
+    guestLines: () => this.hw.guestLines(this.freshKey),
+    guestLinesAt: (a) => this.hw.guestLinesAt(a, this.freshKey),
+  };
 
   /** The abstraction function, from scratch. */
   view(): SevView {
@@ -481,12 +482,12 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.ghostWritten.forEach((a) => {
       written.push(this.entryOf(a)!);
     });
-    return { ...this.tables(undefined), written };
+    return { ...this.kernelTables(), pages: this.pageTable(), guestLines: this.hw.guestLines(this.freshKey).sort(compareGuestLines), written };
   }
 
   /** The same View kept up to date: only the addresses touched since the last call are recomputed. */
   liveView(): { view: SevView; scope: SevScope } {
-    return this.live.view((pages, kernel) => this.tables(pages, kernel), (a) => this.entryOf(a));
+    return this.live.view(this.source);
   }
 
   counters(): Readonly<Record<string, number>> {

@@ -10,10 +10,9 @@
  * it acquired the page (the host: since the page became free; a guest: since
  * the page was registered to it) and "unspecified" otherwise.
  */
-import { match } from 'ts-pattern';
-import type { System } from '../../harness/domain';
+import { dispatch, type OpHandlers, type System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
-import { LiveView, type SevScope } from '../../spec/sev-cache/live';
+import { LiveView, compareGuestLines, type KernelTables, type LiveSource, type SevScope } from '../../spec/sev-cache/live';
 import {
   OK,
   ciphertext,
@@ -63,9 +62,10 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
   private readonly cost: SevCounters = zeroCounters();
   private readonly minimum: MinimumTracker;
   /** View upkeep for liveView(): addresses touched since the last call. */
-  private readonly live = new LiveView();
+  private readonly live: LiveView;
 
   constructor(private readonly config: Config) {
+    this.live = new LiveView(config.linesPerPage);
     this.asidState = Array.from({ length: config.asids + 1 }, (): AsidState => 'free');
     this.asidSnp = Array.from({ length: config.asids + 1 }, () => false);
     this.minimum = new MinimumTracker(config.cpus);
@@ -337,21 +337,24 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     return OK;
   }
 
+  /** One handler per op (see OpHandlers: exhaustive, and cheaper per call than a ts-pattern chain). */
+  private readonly handlers: OpHandlers<SevOp, SevResult> = {
+    createVm: ({ vm, type }) => this.createVm(vm, type),
+    registerRegion: ({ vm, page, npages }) => this.registerRegion(vm, page, npages),
+    unregisterRegion: ({ vm, page, npages }) => this.unregisterRegion(vm, page, npages),
+    guestWrite: ({ vm, cpu, page, line, value }) => this.guestAccess(vm, cpu, page, line, value),
+    guestRead: ({ vm, cpu, page, line }) => this.guestAccess(vm, cpu, page, line, undefined),
+    hostWrite: ({ cpu, page, line, value }) => this.hostAccess(cpu, page, line, value),
+    hostRead: ({ cpu, page, line }) => this.hostAccess(cpu, page, line, undefined),
+    evict: ({ cpu, page, line, key }) => this.evict(cpu, page, line, key),
+    flushEncryptedPage: ({ vm, page }) => this.flushEncryptedPage(vm, page),
+    memoryReclaimed: ({ vm }) => this.memoryReclaimed(vm),
+    gmemInvalidate: ({ vm, page, npages }) => this.gmemInvalidate(vm, page, npages),
+    destroyVm: ({ vm }) => this.destroyVm(vm),
+  };
+
   apply(op: SevOp): SevResult {
-    return match(op)
-      .with({ op: 'createVm' }, ({ args }) => this.createVm(args.vm, args.type))
-      .with({ op: 'registerRegion' }, ({ args }) => this.registerRegion(args.vm, args.page, args.npages))
-      .with({ op: 'unregisterRegion' }, ({ args }) => this.unregisterRegion(args.vm, args.page, args.npages))
-      .with({ op: 'guestWrite' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, args.value))
-      .with({ op: 'guestRead' }, ({ args }) => this.guestAccess(args.vm, args.cpu, args.page, args.line, undefined))
-      .with({ op: 'hostWrite' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, args.value))
-      .with({ op: 'hostRead' }, ({ args }) => this.hostAccess(args.cpu, args.page, args.line, undefined))
-      .with({ op: 'evict' }, ({ args }) => this.evict(args.cpu, args.page, args.line, args.key))
-      .with({ op: 'flushEncryptedPage' }, ({ args }) => this.flushEncryptedPage(args.vm, args.page))
-      .with({ op: 'memoryReclaimed' }, ({ args }) => this.memoryReclaimed(args.vm))
-      .with({ op: 'gmemInvalidate' }, ({ args }) => this.gmemInvalidate(args.vm, args.page, args.npages))
-      .with({ op: 'destroyVm' }, ({ args }) => this.destroyVm(args.vm))
-      .exhaustive();
+    return dispatch(this.handlers, op);
   }
 
   private entryOf(a: number): WrittenViewT | undefined {
@@ -362,7 +365,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     return { page: w.page, line: w.line, key, value: w.value, reads: this.peek(w.page, w.line, key) };
   }
 
-  private kernelTables(): Pick<SevView, 'vms' | 'asids'> {
+  private kernelTables(): KernelTables {
     const vms = [...sortedKeys(this.vms)].map((id) => {
       const v = this.vms.get(id)!;
       return { vm: id, type: v.type, asid: v.asid, fresh: v.fresh, writebackCpus: 'all' as const };
@@ -372,39 +375,63 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
       const s = this.asidState[a]!;
       if (s !== 'free') asids.push({ asid: a, state: s, snp: this.asidSnp[a]! });
     }
-    return { vms, asids };
+    return { vms, asids, firmware: { dfFlushes: this.dfFlushes, lastDfFlushMissingWbinvd: [...this.lastDfFlushMissing] } };
   }
 
-  /** Everything but `written`; `pages` and the VM/ASID tables may be reused. */
-  private tables(pages: SevView['pages'] | undefined, kernel?: Pick<SevView, 'vms' | 'asids'>): Omit<SevView, 'written'> {
-    const { vms, asids } = kernel ?? this.kernelTables();
-    // Lines the invariants look at: dirty guest lines, and any line under an ASID no VM has run with yet.
-    const ran = new Set<number>();
-    for (const v of this.vms.values()) if (!v.fresh) ran.add(v.asid);
-    const guestLines: GuestLineViewT[] = [];
-    for (const holders of this.lines.values()) {
-      for (const [cpu, l] of holders) {
-        if (l.key !== 0 && (l.dirty || !ran.has(l.key))) guestLines.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
-      }
+  private pageTable(): SevView['pages'] {
+    const pages: SevView['pages'] = [];
+    for (let page = 0; page < this.config.pages; page++) {
+      const vm = this.owner.get(page);
+      if (vm !== undefined) pages.push({ page, vm });
     }
-    return {
-      vms,
-      asids,
-      pages: pages ?? [...sortedKeys(this.owner)].map((page) => ({ page, vm: this.owner.get(page)! })),
-      guestLines,
-      firmware: { dfFlushes: this.dfFlushes, lastDfFlushMissingWbinvd: [...this.lastDfFlushMissing] },
-    };
+    return pages;
   }
+
+  /**
+   * The cached lines the invariants look at: every dirty guest-keyed line,
+   * and every guest-keyed line under an ASID that no VM has run with yet.
+   */
+  private listed(l: Line): boolean {
+    if (l.key === 0) return false;
+    if (l.dirty) return true;
+    for (const v of this.vms.values()) if (v.asid === l.key && !v.fresh) return false;
+    return true;
+  }
+
+  private guestLines(): GuestLineViewT[] {
+    const out: GuestLineViewT[] = [];
+    for (const holders of this.lines.values()) {
+      for (const [cpu, l] of holders) if (this.listed(l)) out.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
+    }
+    return out;
+  }
+
+  private guestLinesAt(addr: number): GuestLineViewT[] {
+    const out: GuestLineViewT[] = [];
+    for (let key = 1; key <= this.config.asids; key++) {
+      const holders = this.lines.get(addr * (this.config.asids + 1) + key);
+      if (!holders) continue;
+      for (const [cpu, l] of holders) if (this.listed(l)) out.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
+    }
+    return out.sort(compareGuestLines);
+  }
+
+  private readonly source: LiveSource = {
+    pages: () => this.pageTable(),
+    kernel: () => this.kernelTables(),
+    entryOf: (a) => this.entryOf(a),
+    guestLines: () => this.guestLines(),
+    guestLinesAt: (a) => this.guestLinesAt(a),
+  };
 
   view(): SevView {
     const written: WrittenViewT[] = [];
     for (const a of sortedKeys(this.written)) written.push(this.entryOf(a)!);
-    return { ...this.tables(undefined), written };
+    return { ...this.kernelTables(), pages: this.pageTable(), guestLines: this.guestLines().sort(compareGuestLines), written };
   }
 
-
   liveView(): { view: SevView; scope: SevScope } {
-    return this.live.view((pages, kernel) => this.tables(pages, kernel), (a) => this.entryOf(a));
+    return this.live.view(this.source);
   }
 
   counters(): Readonly<Record<string, number>> {

@@ -4,13 +4,22 @@
  */
 import type { Invariant } from '../../harness/domain';
 import type { SevScope } from './live';
-import type { Config, SevView, VmViewT, WrittenViewT } from './types';
+import type { Config, GuestLineViewT, SevView, VmViewT, WrittenViewT } from './types';
 
 export type SevInvariant = Invariant<Config, SevView, SevScope>;
 
 /** The `written` entries to check: the op's scope when given, else all. */
 function writtenIn(view: SevView, scope: SevScope | undefined): readonly WrittenViewT[] {
   return scope ? scope.written : view.written;
+}
+
+/**
+ * The guest lines to check: when neither page ownership nor the kernel tables
+ * changed, a line can only break an invariant if it changed itself, so the
+ * op's changed lines suffice; otherwise all.
+ */
+function guestLinesIn(view: SevView, scope: SevScope | undefined): readonly GuestLineViewT[] {
+  return scope && !scope.pages && !scope.kernel && scope.guestLines ? scope.guestLines : view.guestLines;
 }
 
 const SEED_PATCH = 'seeds 000_21c4e5073768e9da.txt / 001_ad1dd143e329dc6d.txt, "KVM: SEV: Prefer WBNOINVD over WBINVD"';
@@ -47,8 +56,8 @@ export const noStaleC1Dirty: SevInvariant = {
     'After every operation, every dirty cache line tagged with a guest key (an ASID) belongs to a page registered to the live VM that holds that ASID; ' +
     'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, destroy) no CPU may still hold a dirty C=1 line for it.',
   source: `${SEED_PATCH}: commit message (the C=1 dirty line written back after the host wrote the page with C=0) and sev_writeback_caches()`,
-  check(view) {
-    for (const l of view.guestLines) {
+  check(view, _config, scope) {
+    for (const l of guestLinesIn(view, scope)) {
       if (!l.dirty) continue;
       const vm = vmOfAsid(view, l.key);
       const owner = ownerOf(view, l.page);
@@ -61,8 +70,8 @@ export const noStaleC1Dirty: SevInvariant = {
     }
     return null;
   },
-  exercised(view) {
-    for (const l of view.guestLines) if (l.dirty) return true;
+  exercised(view, _config, scope) {
+    for (const l of guestLinesIn(view, scope)) if (l.dirty) return true;
     return false;
   },
 };
@@ -112,7 +121,7 @@ export const asidReuseClean: SevInvariant = {
     'When an ASID is given to a VM (the VM has not run yet), no CPU holds a line tagged with it; and every DF_FLUSH ran after WBINVD on every CPU since the last DEACTIVATE ' +
     '(the SNP firmware refuses otherwise).',
   source: `${SEED_PATCH}: sev_flush_asids() "SNP firmware requires use of WBINVD for ASID recycling", and the commit message (WBINVD stays when the ASID is recycled)`,
-  check(view) {
+  check(view, _config, scope) {
     const missing = view.firmware.lastDfFlushMissingWbinvd;
     if (missing.length > 0) {
       return `DF_FLUSH ran while CPU${missing.length > 1 ? 's' : ''} ${missing.join(', ')} had not executed WBINVD since the last DEACTIVATE.`;
@@ -120,7 +129,7 @@ export const asidReuseClean: SevInvariant = {
     let fresh: Map<number, number> | undefined;
     for (const v of view.vms) if (v.fresh) (fresh ??= new Map()).set(v.asid, v.vm);
     if (fresh === undefined) return null;
-    for (const l of view.guestLines) {
+    for (const l of guestLinesIn(view, scope)) {
       const vm = fresh.get(l.key);
       if (vm !== undefined) {
         return `ASID ${l.key} was given to VM ${vm} while CPU ${l.cpu} still holds ${l.dirty ? 'a dirty' : 'a valid'} ${tag(l)} from its previous owner.`;
@@ -142,8 +151,8 @@ export const writebackCovers: SevInvariant = {
     'For every live VM, each CPU that holds a dirty line under the VM\'s ASID is in the set of CPUs a writeback for that VM would cover, ' +
     'so the release that follows cannot miss one. The cost report counts the CPUs actually written back and lines invalidated against the minimum.',
   source: `${SEED_PATCH}: sev_writeback_caches() "in anticipation of forthcoming optimizations to limit the WBNOINVD only to physical CPUs that have executed SEV guests"`,
-  check(view) {
-    for (const l of view.guestLines) {
+  check(view, _config, scope) {
+    for (const l of guestLinesIn(view, scope)) {
       if (!l.dirty) continue;
       const vm = vmOfAsid(view, l.key);
       if (vm === undefined || vm.writebackCpus === 'all') continue;
@@ -153,9 +162,9 @@ export const writebackCovers: SevInvariant = {
     }
     return null;
   },
-  exercised(view) {
+  exercised(view, _config, scope) {
     if (view.vms.length === 0) return false;
-    for (const l of view.guestLines) if (l.dirty) return true;
+    for (const l of guestLinesIn(view, scope)) if (l.dirty) return true;
     return false;
   },
 };

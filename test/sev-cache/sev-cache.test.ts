@@ -222,7 +222,15 @@ describe('sev-cache', () => {
       assert.equal(impl.liveView().scope.pages, false);
       impl.apply({ op: 'hostWrite', args: { cpu: 0, page: 1, line: 1, value: 4 } });
       assert.deepEqual(impl.liveView().scope.written, [{ page: 1, line: 1, key: 0, value: 4, reads: 4 }]);
-      assert.deepEqual(mergeScopes({ written: [], pages: false }, { written: [], pages: true }), { written: [], pages: true });
+      assert.equal(impl.liveView().scope.kernel, false, 'a host write leaves the VM and ASID tables alone');
+      impl.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+      assert.equal(impl.liveView().scope.kernel, true, 'creating a VM changes the kernel tables');
+      const line = { cpu: 0, page: 1, line: 0, key: 1, dirty: true };
+      assert.deepEqual(
+        mergeScopes({ written: [], pages: false, kernel: true, guestLines: [line] }, { written: [], pages: true, kernel: false, guestLines: [] }),
+        { written: [], pages: true, kernel: true, guestLines: [line] },
+      );
+      assert.equal(mergeScopes({ written: [], pages: false, kernel: false, guestLines: undefined }, { written: [], pages: false, kernel: false, guestLines: [] }).guestLines, undefined);
     });
 
     it('the model fingerprint tells states apart and ignores history', () => {
@@ -331,6 +339,22 @@ describe('sev-cache', () => {
       assert.ok(!writebackCovers.exercised(emptyView(), c));
     });
 
+    it('with a scope, the guest-line invariants check only the changed lines unless pages or kernel tables changed', () => {
+      const stale = { cpu: 2, page: 3, line: 1, key: 1, dirty: true };
+      const v: SevView = { ...emptyView(), vms: [vm1], guestLines: [stale] };
+      const quiet = { written: [], pages: false, kernel: false, guestLines: [] };
+      for (const inv of [noStaleC1Dirty, writebackCovers]) {
+        assert.equal(inv.check(v, c, quiet), null, `${inv.id}: an unchanged line is not re-checked`);
+        assert.notEqual(inv.check(v, c, { ...quiet, guestLines: [stale] }), null, `${inv.id}: a changed line is checked`);
+        assert.notEqual(inv.check(v, c, { ...quiet, pages: true }), null, `${inv.id}: a page change re-checks every line`);
+        assert.notEqual(inv.check(v, c, { ...quiet, kernel: true }), null, `${inv.id}: a kernel change re-checks every line`);
+        assert.notEqual(inv.check(v, c, { ...quiet, guestLines: undefined }), null, `${inv.id}: a rebuilt list is checked whole`);
+      }
+      const fresh: SevView = { ...emptyView(), vms: [{ ...vm1, fresh: true }], guestLines: [{ ...stale, dirty: false }] };
+      assert.equal(asidReuseClean.check(fresh, c, quiet), null);
+      assert.notEqual(asidReuseClean.check(fresh, c, { ...quiet, kernel: true }), null);
+    });
+
     it('every invariant has an id, statement and source', () => {
       assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 5);
       for (const i of INVARIANTS) assert.ok(i.title && i.statement && i.source);
@@ -359,6 +383,11 @@ describe('sev-cache', () => {
       assert.match(sevViewsAgree({ ...mv, vms: [] }, mv) ?? '', /live VMs/);
       assert.match(sevViewsAgree({ ...mv, vms: [base] }, { ...mv, vms: [{ ...base, asid: 2 }] }) ?? '', /VM entries/);
       assert.match(sevViewsAgree({ ...mv, pages: [{ page: 1, vm: 1 }] }, mv) ?? '', /pages/);
+      const quiet = { written: [], pages: false, kernel: false, guestLines: [] };
+      assert.equal(sevViewsAgree({ ...mv, vms: [] }, mv, quiet), null, 'tables no side reported changed are left to the full check');
+      assert.match(sevViewsAgree({ ...mv, vms: [] }, mv, { ...quiet, kernel: true }) ?? '', /live VMs/);
+      assert.match(sevViewsAgree({ ...mv, asids: [] }, mv, { ...quiet, kernel: true }) ?? '', /asids/);
+      assert.match(sevViewsAgree({ ...mv, pages: [{ page: 1, vm: 1 }] }, mv, { ...quiet, pages: true }) ?? '', /pages/);
       assert.match(sevViewsAgree({ ...mv, written: [] }, mv) ?? '', /written lines/);
       assert.match(sevViewsAgree(mv, { ...mv, written: [{ ...mv.written[0]!, value: 1 }] }) ?? '', /written line 0/);
       assert.match(sevViewsAgree(mv, { ...mv, firmware: { dfFlushes: 9, lastDfFlushMissingWbinvd: [] } }) ?? '', /DF_FLUSH/);
