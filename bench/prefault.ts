@@ -9,10 +9,7 @@
  *    the domain's own random traces.
  */
 import * as os from 'os';
-import * as fc from 'fast-check';
 import type { Json } from '../harness/domain';
-import { caseArbitrary } from '../harness/check';
-import { emptyTallies, runTrace } from '../harness/lockstep';
 import { resolveConfig } from '../spec/prefault/config';
 import { PAGE_SIZE, type PrefaultConfig, type PrefaultOp } from '../spec/prefault/types';
 import { PrefaultModel } from '../model/prefault/model';
@@ -80,20 +77,9 @@ export default function bench(log: (line: string) => void): Json {
   // Lockstep first: the 64 GiB model runs below leave ~100 MB of garbage whose
   // collection would otherwise land in this measurement.
   const t = lockstepThroughput(prefaultDomain, { traces: 300, maxOps: 40, seed: 20261124 });
-  // The same traces timed by this process's CPU time (user + system), which a
-  // busy shared machine inflates less than wall-clock time.
-  const samples = fc.sample(caseArbitrary(prefaultDomain, 40), { seed: 20261124, numRuns: 300 });
-  let cpuMs = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const u0 = process.cpuUsage();
-    for (const s of samples) if (runTrace(prefaultDomain, s.config, s.ops, { tallies: emptyTallies() }).failure) throw new Error('prefault: a trace failed');
-    const u = process.cpuUsage(u0);
-    cpuMs = Math.min(cpuMs, (u.user + u.system) / 1000);
-  }
-  const cpuOpsPerSecond = Math.round((t.ops / cpuMs) * 1000);
   log(
-    `prefault lockstep: ${t.ops} ops in ${fmt(t.ms, 0)} ms wall = ${t.opsPerSecond} ops/s (${fmt(t.microsecondsPerOp, 1)} us/op); ` +
-      `${fmt(cpuMs, 0)} ms CPU = ${cpuOpsPerSecond} ops/s; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
+    `prefault lockstep: ${t.ops} ops, best ${fmt(t.opsPerSecond)} ops/s (${fmt(t.microsecondsPerOp, 1)} us/op), median ${fmt(t.medianOpsPerSecond)} ops/s ` +
+      `over ${t.calls} timed passes after warm-up; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
   );
   const npages = SIZE / PAGE_SIZE;
   const default1g = scenario(log, 'default VM, 1 GiB backing', { vmType: 'default', memslots: [{ id: 0, baseGfn: 0, npages, backing: '1g' }] }, []);
@@ -103,6 +89,6 @@ export default function bench(log: (line: string) => void): Json {
   return {
     default1g,
     snp2m,
-    lockstep: { ops: t.ops, ms: t.ms, opsPerSecond: t.opsPerSecond, microsecondsPerOp: t.microsecondsPerOp, cpuMs, cpuOpsPerSecond, loadAverage: os.loadavg()[0]! },
+    lockstep: { ...t, loadAverage: os.loadavg()[0]! },
   };
 }

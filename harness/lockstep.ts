@@ -125,13 +125,18 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     return { failure: { kind: 'crash', step: -1, message: `creating the systems threw ${describeError(e)}` }, results };
   }
 
+  // Each invariant's tally, looked up once per trace rather than once per check.
+  const invariants = domain.invariants;
+  const invTallies = tallies ? invariants.map((inv) => (tallies.invariants[inv.id] ??= { checks: 0, nonTrivial: 0 })) : null;
+
   const checkSide = (side: 'model' | 'impl', view: V, scope: S | undefined, step: number): StepFailure | null => {
-    for (const inv of domain.invariants) {
+    for (let k = 0; k < invariants.length; k++) {
+      const inv = invariants[k]!;
       let msg: string | null;
       try {
         msg = inv.check(view, config, scope);
-        if (tallies) {
-          const x = (tallies.invariants[inv.id] ??= { checks: 0, nonTrivial: 0 });
+        if (invTallies) {
+          const x = invTallies[k]!;
           x.checks++;
           if (inv.exercised(view, config, scope)) x.nonTrivial++;
         }

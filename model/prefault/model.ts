@@ -5,8 +5,7 @@
  * A fault tries the levels from the largest down and checks each rule page by
  * page. Slow for huge leaves (a 1 GiB leaf is 262144 page steps), by design.
  */
-import { match } from 'ts-pattern';
-import type { System } from '../../harness/domain';
+import { dispatch, type OpHandlers, type System } from '../../harness/domain';
 import { slotOf } from '../../spec/prefault/config';
 import {
   GFN_LIMIT,
@@ -181,75 +180,82 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
 
   // -- ops ---------------------------------------------------------------
 
+  /** The op being applied and the measurement's length before it (for the ghost record). */
+  private current: { op: PrefaultOp['op']; measuredBefore: number } = { op: 'measurement', measuredBefore: 0 };
+
+  /** Record what the invariants need to know about this op. */
+  private ghost(extra: Partial<LastOp>): void {
+    this.last = { op: this.current.op, measuredBefore: this.current.measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
+  }
+
+  /** One handler per op (see OpHandlers: exhaustive, and cheaper per call than a ts-pattern chain). */
+  private readonly handlers: OpHandlers<PrefaultOp, PrefaultResult> = {
+    preFault: ({ gpa, size, flags, signalAfter }) => {
+      const signal = signalAfter ?? null;
+      const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
+      const r = this.preFault(gpa, size, flags, signal);
+      const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
+      this.ghost({ request: { gpa, size, flags, signalAfter: signal }, result, before });
+      return r;
+    },
+    populate: ({ gpa, npages }) => {
+      this.ghost({ gfn: gpa % PAGE_SIZE === 0 ? gpa / PAGE_SIZE : null });
+      return this.populate(gpa, npages);
+    },
+    finalize: () => {
+      this.ghost({});
+      if (!isConfidential(this.config.vmType) || this.finalized) return { ok: false, error: 'EINVAL' };
+      this.finalized = true;
+      return { ok: true };
+    },
+    guestAccess: ({ gfn }) => {
+      this.ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1, this.reachLevel)) });
+      const r = this.guestAccess(gfn);
+      this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
+      return r;
+    },
+    setAttributes: ({ gfn, npages, private: priv }) => {
+      this.ghost({});
+      if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
+      if (priv && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
+      this.config.memslots.forEach((s, i) => {
+        const a = Math.max(gfn, s.baseGfn);
+        const b = Math.min(gfn + npages, s.baseGfn + s.npages);
+        for (let p = a; p < b; p++) this.attrs[i]![p - s.baseGfn] = priv ? 1 : 0;
+      });
+      this.attrCache = null;
+      this.touch(gfn, gfn + npages);
+      this.zapRange(gfn, npages);
+      return { ok: true };
+    },
+    zap: ({ gfn, npages }) => {
+      this.ghost({});
+      if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
+      this.zapRange(gfn, npages);
+      return { ok: true };
+    },
+    mappings: ({ gfn, npages }) => {
+      this.ghost({});
+      if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
+      return { ok: true, leaves: leavesIn(this.leaves(), gfn, gfn + npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
+    },
+    measurement: () => {
+      this.ghost({});
+      return { ok: true, pages: [...this.measured] };
+    },
+  };
+
   apply(op: PrefaultOp): PrefaultResult {
-    const measuredBefore = this.measured.length;
-    const ghost = (extra: Partial<LastOp>): void => {
-      this.last = { op: op.op, measuredBefore, gfn: null, request: null, result: null, before: [], ...extra };
-    };
-    return match<PrefaultOp, PrefaultResult>(op)
-      .with({ op: 'preFault' }, ({ args }) => {
-        const { gpa, size, flags } = args;
-        const signalAfter = args.signalAfter ?? null;
-        const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
-        const r = this.preFault(gpa, size, flags, signalAfter);
-        const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
-        ghost({ request: { gpa, size, flags, signalAfter }, result, before });
-        return r;
-      })
-      .with({ op: 'populate' }, ({ args }) => {
-        ghost({ gfn: args.gpa % PAGE_SIZE === 0 ? args.gpa / PAGE_SIZE : null });
-        return this.populate(args.gpa, args.npages);
-      })
-      .with({ op: 'finalize' }, () => {
-        ghost({});
-        if (!isConfidential(this.config.vmType) || this.finalized) return { ok: false, error: 'EINVAL' };
-        this.finalized = true;
-        return { ok: true };
-      })
-      .with({ op: 'guestAccess' }, ({ args }) => {
-        const { gfn } = args;
-        ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1, this.reachLevel)) });
-        const access = (): PrefaultResult => {
-          if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
-          if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
-          if (this.pages.get(gfn) === undefined) this.fault(gfn);
-          return { ok: true };
-        };
-        const r = access();
-        this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
-        return r;
-      })
-      .with({ op: 'setAttributes' }, ({ args }) => {
-        ghost({});
-        const { gfn, npages } = args;
-        if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
-        if (args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
-        this.config.memslots.forEach((s, i) => {
-          const a = Math.max(gfn, s.baseGfn);
-          const b = Math.min(gfn + npages, s.baseGfn + s.npages);
-          for (let p = a; p < b; p++) this.attrs[i]![p - s.baseGfn] = args.private ? 1 : 0;
-        });
-        this.attrCache = null;
-        this.touch(gfn, gfn + npages);
-        this.zapRange(gfn, npages);
-        return { ok: true };
-      })
-      .with({ op: 'zap' }, ({ args }) => {
-        ghost({});
-        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
-        this.zapRange(args.gfn, args.npages);
-        return { ok: true };
-      })
-      .with({ op: 'mappings' }, ({ args }) => {
-        ghost({});
-        if (this.rangeBad(args.gfn, args.npages)) return { ok: false, error: 'EINVAL' };
-        return { ok: true, leaves: leavesIn(this.leaves(), args.gfn, args.gfn + args.npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
-      })
-      .with({ op: 'measurement' }, () => {
-        ghost({});
-        return { ok: true, pages: [...this.measured] };
-      })
-      .exhaustive();
+    this.current = { op: op.op, measuredBefore: this.measured.length };
+    return dispatch(this.handlers, op);
+  }
+
+  /** A guest access: a fault maps the page if nothing does. */
+  private guestAccess(gfn: number): PrefaultResult {
+    if (isConfidential(this.config.vmType) && !this.finalized) return { ok: false, error: 'EINVAL' };
+    if (slotOf(this.config, gfn) === undefined) return { ok: false, error: 'MMIO' };
+    if (this.pages.get(gfn) === undefined) this.fault(gfn);
+    return { ok: true };
   }
 
   /** KVM_PRE_FAULT_MEMORY: kvm_vcpu_pre_fault_memory's checks and chunk loop. */

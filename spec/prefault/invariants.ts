@@ -9,7 +9,6 @@
  */
 import type { Invariant } from '../../harness/domain';
 import {
-  LEVEL_OF,
   PAGE_SIZE,
   VM_MAX_LEVEL,
   coveredUpTo,
@@ -18,6 +17,7 @@ import {
   isConfidential,
   firstLeafEndingAfter,
   leavesIn,
+  levelOf,
   maxLeafLevel,
   pagesOf,
   preFaultArgsValid,
@@ -185,18 +185,20 @@ export const leafSound: Invariant<PrefaultConfig, View, Scope> = {
     // Leaves, slots and attribute runs are all in gfn order: walk them together.
     let si = 0;
     let ri = leaves.length > 0 ? Math.max(0, findRun(runs, leaves[0]!.gfn)) : 0;
-    for (const l of leaves) {
+    for (let li = 0; li < leaves.length; li++) {
+      const l = leaves[li]!;
+      const level = levelOf(l.size);
       const n = pagesOf(l.size);
       const end = l.gfn + n;
       if (l.gfn % n !== 0) return `the ${leafName(l)} is not ${l.size}-aligned.`;
-      if (LEVEL_OF[l.size] > vmMax) return `the ${leafName(l)} is larger than a ${config.vmType} VM may map.`;
+      if (level > vmMax) return `the ${leafName(l)} is larger than a ${config.vmType} VM may map.`;
       while (si < slots.length && slots[si]!.baseGfn + slots[si]!.npages <= l.gfn) si++;
       const s = slots[si];
       if (s === undefined || s.baseGfn > l.gfn) return `the ${leafName(l)} maps a page in no memslot.`;
       if (end > s.baseGfn + s.npages) {
         return `the ${leafName(l)} crosses the end of memslot ${s.id} at gfn ${hex(s.baseGfn + s.npages)}.`;
       }
-      if (LEVEL_OF[l.size] > LEVEL_OF[s.backing]) {
+      if (level > levelOf(s.backing)) {
         return `the ${leafName(l)} is larger than memslot ${s.id}'s ${s.backing} host backing.`;
       }
       while (ri < runs.length && runs[ri]!.gfn + runs[ri]!.npages <= l.gfn) ri++;
