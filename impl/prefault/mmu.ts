@@ -549,7 +549,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     const ghost = (gfn: number | null, before: Leaf[] = []): void => {
       this.last = { op: op.op, measuredBefore, gfn, request: null, result: null, before };
     };
-    // A plain switch rather than ts-pattern: this is the hot path.
+    // A plain switch: this is the hot path of the lockstep run.
     switch (op.op) {
       case 'preFault': {
         const { gpa, size, flags } = op.args;

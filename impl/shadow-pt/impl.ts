@@ -208,7 +208,7 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
 
   apply(op: Op): Result {
     if (this.dead && op.op !== 'destroy' && op.op !== 'translate' && op.op !== 'hostRefs') return DEAD;
-    // A plain switch: this is the hot path (the model uses ts-pattern's exhaustive match).
+    // A plain switch: this is the hot path of the lockstep run.
     switch (op.op) {
       case 'guestWrite':
         return this.guestWrite(op.args.gpa, op.args.value);

@@ -162,7 +162,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
   }
 
   apply(op: Op): Result {
-    // A plain switch (the model uses ts-pattern): this is the hot path of the lockstep run.
+    // A plain switch: this is the hot path of the lockstep run.
     switch (op.op) {
       case 'guestRead':
         return this.guestAccess(op.args.gfn, false, 0);

@@ -12,8 +12,7 @@
  * implementation's TLB can be compared with it and so that the fingerprint
  * tells apart states a stale translation would make behave differently.
  */
-import { match } from 'ts-pattern';
-import type { System } from '../../harness/domain';
+import { dispatch, type OpHandlers, type System } from '../../harness/domain';
 import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases, slotIndexById, slotIndexOf } from '../../spec/stage2-dirty/config';
 import {
   EINVAL,
@@ -101,21 +100,24 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
     }));
   }
 
+  /** One handler per op (see OpHandlers: exhaustive, and cheaper per call than a ts-pattern chain). */
+  private readonly handlers: OpHandlers<Op, Result> = {
+    guestRead: ({ gfn }) => this.access(gfn, false, 0),
+    guestWrite: ({ gfn, value }) => this.access(gfn, true, value ?? 0),
+    enableDirtyLog: ({ slot }) => this.enable(slot),
+    disableDirtyLog: ({ slot }) => this.disable(slot),
+    getDirtyLog: ({ slot }) => this.getLog(slot),
+    clearDirtyLog: ({ slot, first, num }) => this.clearLog(slot, first, num),
+    unmapRange: ({ gfn, npages }) => this.unmap(gfn, npages),
+    tlbEvict: ({ gfn }) => {
+      this.flushIpa(gfn);
+      return OK;
+    },
+    mappingOf: ({ gfn }) => this.mappingOf(gfn),
+  };
+
   apply(op: Op): Result {
-    return match(op)
-      .with({ op: 'guestRead' }, ({ args }) => this.access(args.gfn, false, 0))
-      .with({ op: 'guestWrite' }, ({ args }) => this.access(args.gfn, true, args.value ?? 0))
-      .with({ op: 'enableDirtyLog' }, ({ args }) => this.enable(args.slot))
-      .with({ op: 'disableDirtyLog' }, ({ args }) => this.disable(args.slot))
-      .with({ op: 'getDirtyLog' }, ({ args }) => this.getLog(args.slot))
-      .with({ op: 'clearDirtyLog' }, ({ args }) => this.clearLog(args.slot, args.first, args.num))
-      .with({ op: 'unmapRange' }, ({ args }) => this.unmap(args.gfn, args.npages))
-      .with({ op: 'tlbEvict' }, ({ args }) => {
-        this.flushIpa(args.gfn);
-        return OK;
-      })
-      .with({ op: 'mappingOf' }, ({ args }) => this.mappingOf(args.gfn))
-      .exhaustive();
+    return dispatch(this.handlers, op);
   }
 
   /** Mapped gfns in ascending order, rebuilt from the map when its key set changed (the view lists mappings in order). */

@@ -3,7 +3,7 @@ import { toyDomain } from '../fixtures/toy';
 import { canonicalJson, explore } from '../../harness/explore';
 import { diffViews, explainTrace, violationsOf } from '../../harness/trace';
 import { renderHtml } from '../../harness/html';
-import { mergeOutcomes } from '../../harness/parallel';
+import { checkInWorkers, mergeOutcomes } from '../../harness/parallel';
 import { checkDomain } from '../../harness/check';
 import { deepEqual } from '../../harness/codec';
 
@@ -92,5 +92,24 @@ describe('harness: traces explained and the HTML page', () => {
     const whole = checkDomain(toyDomain, { runs: 30, maxOps: 20, seed: 8, mutant: 'release-unchecked' });
     const parts = [0, 1].map((i) => checkDomain(toyDomain, { runs: 30, maxOps: 20, seed: 8, mutant: 'release-unchecked', shard: { index: i, count: 2 } }));
     assert.equal(mergeOutcomes(parts, 0).failure!.run, whole.failure!.run);
+  });
+
+  it('worker processes: a mutant found in a worker is the single process\'s counterexample, with progress', async function () {
+    this.timeout(20000);
+    const opts = { runs: 40, maxOps: 30, seed: 5, mutant: 'set-pgd-off-by-one' };
+    const { DOMAINS } = await import('../../domains');
+    const shadow = DOMAINS.find((d) => d.id === 'shadow-pt')!;
+    const whole = shadow.use((d) => checkDomain(d, opts));
+    assert.ok(whole.failure, 'the mutant is caught in one process');
+    const seen: number[] = [];
+    const two = await checkInWorkers('shadow-pt', { ...opts, onProgress: (done) => seen.push(done) }, 2);
+    assert.equal(two.failure!.run, whole.failure!.run);
+    assert.equal(two.failure!.failure.kind, whole.failure!.failure.kind);
+    assert.ok(seen.length > 0, 'progress arrives from the workers');
+  });
+
+  it('worker processes: an error in a worker rejects with its message', async function () {
+    this.timeout(20000);
+    await assert.rejects(checkInWorkers('no-such-domain', { runs: 4, maxOps: 5, seed: 1 }, 2), /unknown domain no-such-domain/);
   });
 });
