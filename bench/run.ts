@@ -40,13 +40,14 @@ async function exploreBench(id: string, log: (l: string) => void): Promise<Json>
  * `hvspec check` with 1 and 2 workers on the same campaign, each timed as
  * the whole command a user runs (process start, module loading, JIT warm-up
  * included). The campaign is sized from a short in-process calibration to
- * take about HVSPEC_BENCH_WORKERS_SECONDS (default 20) on one worker: every
- * worker process pays its own start-up and warm-up (about 1-2 s here), so
- * short campaigns show that fixed cost more than the scaling. Each command
+ * take about HVSPEC_BENCH_WORKERS_SECONDS (default 40) on one worker: every
+ * worker process pays its own start-up and JIT warm-up (its first 1,000 runs
+ * take 1-1.5 s longer than later ones here), so short campaigns show that
+ * fixed cost more than the scaling. Each command
  * runs HVSPEC_BENCH_WORKERS_REPEATS times (default 2), best time kept.
  */
 function workersBench(log: (l: string) => void): Json {
-  const seconds = Number(process.env['HVSPEC_BENCH_WORKERS_SECONDS'] ?? 20);
+  const seconds = Number(process.env['HVSPEC_BENCH_WORKERS_SECONDS'] ?? 40);
   const repeats = Number(process.env['HVSPEC_BENCH_WORKERS_REPEATS'] ?? 2);
   const cli = path.join(__dirname, '..', '..', 'bin', 'hvspec.js');
   const out: { [k: string]: Json } = {};
@@ -68,8 +69,8 @@ function workersBench(log: (l: string) => void): Json {
       const d = report.domains[some.id]!;
       return { ms, runs: d.runsExecuted, steps: d.steps, verdict: d.verdict };
     };
-    // Interleaved 1, 2, 1, 2 and the best of each: on a shared machine one
-    // disturbed command otherwise decides the ratio.
+    // Interleaved 1, 2, 1, 2, ... and the best of each: on a shared machine
+    // one disturbed command otherwise decides the ratio.
     const best = (a: ReturnType<typeof timed>, b: ReturnType<typeof timed>) => (b.ms < a.ms ? b : a);
     let one = timed(1);
     let two = timed(2);

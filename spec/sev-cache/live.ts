@@ -41,8 +41,8 @@ export type EntryOf = (addr: number) => WrittenViewT | undefined;
 export class LiveWritten {
   private readonly entries = new Map<number, WrittenViewT>();
   /** The entries in address order, and their addresses (same order). */
-  private readonly sorted: WrittenViewT[] = [];
-  private readonly addrs: number[] = [];
+  private sorted: WrittenViewT[] = [];
+  private addrs: number[] = [];
 
   /** Index of the first address >= addr. */
   private position(addr: number): number {
@@ -59,15 +59,18 @@ export class LiveWritten {
   /** Recompute the touched entries; returns them (the scope) and keeps `list` current. */
   refresh(touched: Iterable<number>, entryOf: EntryOf): WrittenViewT[] {
     const changed: WrittenViewT[] = [];
+    // Removals come in batches (a page changing hands forgets all its lines):
+    // one compaction pass for a batch instead of a splice per entry.
+    let removed = 0;
+    let lastRemoved = -1;
     for (const addr of touched) {
       const now = entryOf(addr);
       const old = this.entries.get(addr);
       if (now === undefined) {
         if (old !== undefined) {
           this.entries.delete(addr);
-          const i = this.position(addr);
-          this.sorted.splice(i, 1);
-          this.addrs.splice(i, 1);
+          removed++;
+          lastRemoved = addr;
         }
         continue;
       }
@@ -83,6 +86,21 @@ export class LiveWritten {
         old.reads = now.reads;
         changed.push(old);
       }
+    }
+    if (removed === 1) {
+      const i = this.position(lastRemoved);
+      this.sorted.splice(i, 1);
+      this.addrs.splice(i, 1);
+    } else if (removed > 1) {
+      const sorted: WrittenViewT[] = [];
+      const addrs: number[] = [];
+      for (let i = 0; i < this.addrs.length; i++) {
+        if (!this.entries.has(this.addrs[i]!)) continue;
+        sorted.push(this.sorted[i]!);
+        addrs.push(this.addrs[i]!);
+      }
+      this.sorted = sorted;
+      this.addrs = addrs;
     }
     return changed;
   }
