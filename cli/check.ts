@@ -25,7 +25,7 @@ shrunk, printed as a numbered trace and saved as a case file.
   --time-limit T   stop starting runs after T seconds (per command)
   --impl X         impl (default) or mutant:ID to run against a known-bug mutant
   --shard I/N      run only the I-th of N disjoint slices of the runs (merge with hvspec merge)
-  --workers N      spread the runs over N worker threads (same runs, verdict and totals)
+  --workers N      spread the runs over N worker processes (same runs, verdict and totals)
   --path P         fast-check path of a counterexample (with --runs 1)
   --no-corpus      do not replay or save the failure corpus
   --json           one JSON report on stdout

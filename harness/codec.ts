@@ -278,6 +278,19 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/** Number of nodes (objects, arrays, leaves) of a JSON-like value: the size a full comparison visits. */
+export function jsonSize(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return 1;
+  let n = 1;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) n += jsonSize(v[i]);
+    return n;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k in o) n += jsonSize(o[k]);
+  return n;
+}
+
 /** Partial match: every key of `expected` deep-equals the same key of `actual`. */
 export function partialMatch(expected: { [k: string]: Json }, actual: unknown): string | null {
   if (typeof actual !== 'object' || actual === null) return `expected an object, got ${show(actual)}`;

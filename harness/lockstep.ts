@@ -7,13 +7,26 @@
  * is reported as a `StepFailure` naming the step and what went wrong.
  *
  * Incremental checking: a system that offers `liveView()` reports the scope
- * of each op's change, and invariants check only that scope. Every
- * `fullCheckEvery` steps and after the last step the harness takes a fresh
- * `view()` and checks everything, including that the live View equals the
- * fresh one — a change the system forgot to report cannot hide.
+ * of each op's change, and invariants check only that scope. Periodically
+ * and after the last step the harness takes a fresh `view()` and checks
+ * everything, including that the live View equals the fresh one — a change
+ * the system forgot to report, or a scope too narrow, cannot hide.
+ *
+ * The period: a full check is linear in the View, so running it every 64
+ * steps would make the cost per op grow with the state. It runs every
+ * max(64, |View| / 16) steps instead (|View| = nodes of both fresh Views at
+ * the previous full check), which bounds its amortized cost at about 16
+ * node visits per op at any state size. A forgotten change is then reported
+ * at most that many steps late, and always by the end of the trace; the
+ * shrinker shortens the trace from there as for any failure.
  */
 import type { Domain, Json, OpShape, ResultShape, System } from './domain';
-import { deepEqual, firstDifference, partialMatch } from './codec';
+import { deepEqual, firstDifference, jsonSize, partialMatch } from './codec';
+
+/** Full checks run at least this many steps apart (see the header). */
+export const MIN_FULL_CHECK_INTERVAL = 64;
+/** ... and at most this many View nodes apart per step. */
+export const FULL_CHECK_NODES_PER_STEP = 16;
 
 export type FailureKind = 'result-mismatch' | 'invariant' | 'view-mismatch' | 'expect' | 'live-view-stale' | 'crash';
 
@@ -81,7 +94,7 @@ export function mergeTallies(into: Tallies, from: Tallies): Tallies {
 export interface TraceOptions<R> {
   /** Expected partial results per step (case files). */
   readonly expects?: readonly ({ [k: string]: Json } | undefined)[];
-  /** Take a fresh full View every this many steps (incremental systems). Default 64. */
+  /** Take a fresh full View every this many steps (incremental systems). Default: max(64, |View| / 16), see above. */
   readonly fullCheckEvery?: number;
   /** Collect tallies here. */
   readonly tallies?: Tallies;
@@ -111,7 +124,9 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
 ): TraceOutcome<R> {
   const results: StepRecord<R>[] = [];
   const tallies = options.tallies;
-  const every = options.fullCheckEvery ?? 64;
+  const fixedEvery = options.fullCheckEvery;
+  /** Step index (0-based) after which the next full check runs. */
+  let nextFull = (fixedEvery ?? MIN_FULL_CHECK_INTERVAL) - 1;
   const resultsAgree = domain.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));
   const viewsAgree =
     domain.viewsAgree ?? ((a: V, b: V) => (deepEqual(a, b) ? null : `views differ at ${firstDifference(a, b, 'view')}`));
@@ -177,7 +192,13 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
       fresh.push(v);
     }
     const d = viewsAgree(fresh[0]!, fresh[1]!);
-    return d === null ? null : { kind: 'view-mismatch', step, message: d };
+    if (d !== null) return { kind: 'view-mismatch', step, message: d };
+    if (fixedEvery !== undefined) nextFull = step + fixedEvery;
+    else if (model.liveView !== undefined && impl.liveView !== undefined) {
+      const size = jsonSize(fresh[0]) + jsonSize(fresh[1]);
+      nextFull = step + Math.max(MIN_FULL_CHECK_INTERVAL, Math.ceil(size / FULL_CHECK_NODES_PER_STEP));
+    }
+    return null;
   };
 
   for (let i = 0; i < ops.length; i++) {
@@ -221,7 +242,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     }
 
     const incremental = model.liveView !== undefined && impl.liveView !== undefined;
-    const due = i === ops.length - 1 || (i + 1) % every === 0;
+    const due = i === ops.length - 1 || i >= nextFull;
     if (incremental) {
       const lm = model.liveView!();
       const li = impl.liveView!();

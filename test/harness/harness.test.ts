@@ -197,3 +197,81 @@ describe('harness: codecs', () => {
     assert.equal(firstDifference({ a: { b: [1, 2] } }, { a: { b: [1, 3] } }), '$.a.b[1]: 2 vs 3');
   });
 });
+
+describe('harness: incremental checking (liveView)', () => {
+  // A toy pair keeping a live View. `forgetReset` makes both live Views miss
+  // `reset` (an unreported change in plumbing both sides share, so the live
+  // Views still agree with each other); `padding` makes the View large.
+  type LiveView = { refs: number[]; padding: number[] };
+  class Live {
+    private readonly refs: number[];
+    private readonly padding: number[];
+    views = 0;
+    constructor(pages: number, pad: number, private readonly forgetReset: boolean) {
+      this.refs = new Array<number>(pages).fill(0);
+      this.padding = new Array<number>(pad).fill(0);
+      this.live = { refs: [...this.refs], padding: [...this.padding] };
+    }
+    /** Patched op by op, as a real live View is. */
+    private readonly live: LiveView;
+    apply(op: ToyOp): { ok: true } {
+      if (op.op === 'take') {
+        this.refs[op.args.page]!++;
+        this.live.refs[op.args.page]!++;
+      }
+      if (op.op === 'reset') {
+        this.refs.fill(0);
+        if (!this.forgetReset) this.live.refs.fill(0);
+      }
+      return { ok: true };
+    }
+    view(): LiveView {
+      this.views++;
+      return { refs: [...this.refs], padding: [...this.padding] };
+    }
+    liveView(): { view: LiveView; scope: undefined } {
+      return { view: this.live, scope: undefined };
+    }
+  }
+  const domainWith = (pad: number, forgetReset: boolean, made: Live[]) =>
+    ({
+      ...toyDomain,
+      invariants: [],
+      createModel: (c: { pages: number }) => {
+        const s = new Live(c.pages, pad, forgetReset);
+        made.push(s);
+        return s;
+      },
+      createImpl: (c: { pages: number }) => {
+        const s = new Live(c.pages, pad, forgetReset);
+        made.push(s);
+        return s;
+      },
+    }) as unknown as typeof toyDomain;
+  const takes = (n: number): ToyOp[] => Array.from({ length: n }, (_, i) => ({ op: 'take', args: { page: i % 2 } }));
+
+  it('an unreported change is caught as live-view-stale at the next full check', () => {
+    const ops: ToyOp[] = [...takes(3), { op: 'reset', args: {} }, ...takes(100)];
+    const out = runTrace(domainWith(0, true, []), { pages: 2 }, ops);
+    assert.equal(out.failure?.kind, 'live-view-stale');
+    assert.equal(out.failure?.side, 'model');
+    assert.match(out.failure?.message ?? '', /live View differs from a fresh abstraction/);
+    assert.equal(out.failure?.step, 63, 'the first periodic full check');
+    const every = runTrace(domainWith(0, true, []), { pages: 2 }, ops, { fullCheckEvery: 1 });
+    assert.equal(every.failure?.step, 3, 'checked at every step, caught where it happened');
+    const end = runTrace(domainWith(0, true, []), { pages: 2 }, ops.slice(0, 10));
+    assert.equal(end.failure?.step, 9, 'and always at the end of the trace');
+    assert.equal(runTrace(domainWith(0, false, []), { pages: 2 }, ops).failure, null);
+  });
+
+  it('full checks run every max(64, |View| / 16) steps', () => {
+    const small: Live[] = [];
+    assert.equal(runTrace(domainWith(0, false, small), { pages: 2 }, takes(300)).failure, null);
+    // Steps 63, 127, 191, 255 and the last.
+    assert.deepEqual(small.map((s) => s.views), [5, 5]);
+    const big: Live[] = [];
+    assert.equal(runTrace(domainWith(5000, false, big), { pages: 2 }, takes(700)).failure, null);
+    // Two fresh Views of 1 + (1 + 2) + (1 + 5000) nodes: 10,010 nodes, a full check every 626 steps: 63, 689, 699.
+    assert.deepEqual(big.map((s) => s.views), [3, 3]);
+  });
+});
