@@ -40,15 +40,15 @@ async function exploreBench(id: string, log: (l: string) => void): Promise<Json>
  * `hvspec check` with 1 and 2 workers on the same campaign, each timed as
  * the whole command a user runs (process start, module loading, JIT warm-up
  * included). The campaign is sized from a short in-process calibration to
- * take about HVSPEC_BENCH_WORKERS_SECONDS (default 40) on one worker: every
+ * take about HVSPEC_BENCH_WORKERS_SECONDS (default 30) on one worker: every
  * worker process pays its own start-up and JIT warm-up (its first 1,000 runs
  * take 1-1.5 s longer than later ones here), so short campaigns show that
  * fixed cost more than the scaling. Each command
- * runs HVSPEC_BENCH_WORKERS_REPEATS times (default 2), best time kept.
+ * runs HVSPEC_BENCH_WORKERS_REPEATS times (default 3), best time kept.
  */
 function workersBench(log: (l: string) => void): Json {
-  const seconds = Number(process.env['HVSPEC_BENCH_WORKERS_SECONDS'] ?? 40);
-  const repeats = Number(process.env['HVSPEC_BENCH_WORKERS_REPEATS'] ?? 2);
+  const seconds = Number(process.env['HVSPEC_BENCH_WORKERS_SECONDS'] ?? 30);
+  const repeats = Number(process.env['HVSPEC_BENCH_WORKERS_REPEATS'] ?? 3);
   const cli = path.join(__dirname, '..', '..', 'bin', 'hvspec.js');
   const out: { [k: string]: Json } = {};
   for (const some of DOMAINS) {
