@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Json } from '../harness/domain';
 import { DOMAINS } from '../domains';
-import { fmt, lockstepThroughput } from './harness';
+import { fmt, lockstepThroughput, timeMs } from './harness';
 import { explore } from '../harness/explore';
 import { checkDomain } from '../harness/check';
 import { spawnSync } from 'child_process';
@@ -89,6 +89,23 @@ function workersBench(log: (l: string) => void): Json {
   return out;
 }
 
+/**
+ * A fixed allocation-heavy reference workload (small objects, arrays,
+ * strings, like the lockstep's), timed at the start and the end of the run:
+ * this shared machine's speed varies by up to a third from minute to minute,
+ * and this says what state it was in while the figures were taken.
+ */
+function machineReference(): number {
+  return timeMs(() => {
+    let keep: unknown[] = [];
+    for (let i = 0; i < 3_000_000; i++) {
+      const o = { a: i, b: [i, i + 1], c: 'x' + (i & 7) };
+      if ((i & 1023) === 0) keep.push(o);
+      if (keep.length > 10_000) keep = [];
+    }
+  }, 5);
+}
+
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const log = (line: string) => process.stdout.write(line + '\n');
@@ -98,6 +115,8 @@ async function main(): Promise<void> {
     domains: {},
   };
   const domains = results['domains'] as { [k: string]: Json };
+  const refStart = machineReference();
+  log(`machine reference workload: ${refStart.toFixed(1)} ms (best of 5; lower is a faster machine)`);
   for (const some of DOMAINS) {
     if (only.length > 0 && !only.includes(some.id)) continue;
     log(`\n== ${some.id} ==`);
@@ -113,6 +132,9 @@ async function main(): Promise<void> {
     log('\n== hvspec check with 1 and 2 workers (whole commands) ==');
     results['workers'] = workersBench(log);
   }
+  const refEnd = machineReference();
+  log(`\nmachine reference workload at the end: ${refEnd.toFixed(1)} ms (at the start: ${refStart.toFixed(1)} ms)`);
+  results['machineReferenceMs'] = { start: Math.round(refStart * 10) / 10, end: Math.round(refEnd * 10) / 10 };
   const out = path.join(__dirname, '..', '..', 'bench', 'results.json');
   if (only.length > 0 && fs.existsSync(out)) {
     // A partial run updates its parts of the last full run's figures.

@@ -140,7 +140,8 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     return { failure: { kind: 'crash', step: -1, message: `creating the systems threw ${describeError(e)}` }, results };
   }
 
-  // Each invariant's tally, looked up once per trace rather than once per check.
+  // Each op's and each invariant's tally, looked up once per trace rather than once per step.
+  const opTallies = new Map<string, OpTally>();
   const invariants = domain.invariants;
   const invTallies = tallies ? invariants.map((inv) => (tallies.invariants[inv.id] ??= { checks: 0, nonTrivial: 0 })) : null;
 
@@ -194,7 +195,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     const d = viewsAgree(fresh[0]!, fresh[1]!);
     if (d !== null) return { kind: 'view-mismatch', step, message: d };
     if (fixedEvery !== undefined) nextFull = step + fixedEvery;
-    else if (model.liveView !== undefined && impl.liveView !== undefined) {
+    else if (step < ops.length - 1 && model.liveView !== undefined && impl.liveView !== undefined) {
       const size = jsonSize(fresh[0]) + jsonSize(fresh[1]);
       nextFull = step + Math.max(MIN_FULL_CHECK_INTERVAL, Math.ceil(size / FULL_CHECK_NODES_PER_STEP));
     }
@@ -221,7 +222,11 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     options.onStep?.(i, rec);
     if (tallies) {
       tallies.steps++;
-      const x = (tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} });
+      let x = opTallies.get(op.op);
+      if (x === undefined) {
+        x = tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} };
+        opTallies.set(op.op, x);
+      }
       x.generated++;
       if (rm.ok) x.ok++;
       else {
