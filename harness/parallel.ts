@@ -51,9 +51,10 @@ export function mergeOutcomes<C, O, R>(parts: readonly CheckOutcome<C, O, R>[], 
  * Node flags of a worker: the parent's, plus a larger young generation
  * (unless the parent set one). The lockstep allocates fast; with a worker on
  * every core, each scavenge's pass over the young generation competes with
- * the other workers for the shared caches. Fewer, larger scavenges made a
- * pair of sev-cache workers 12% faster here (2 of 2 paired runs; prefault
- * 2 of 3), where a single process gained nothing.
+ * the other workers for the shared caches. Fewer, larger scavenges made
+ * pairs of workers faster here: sev-cache with 64 MB about 12% (2 of 2
+ * paired runs), prefault with 32 MB 8-15% (2 of 2), where a single process
+ * gained nothing. 32 MB keeps a worker's young generation under 100 MB.
  */
 function workerExecArgv(): string[] {
   const own = process.execArgv;
