@@ -3,7 +3,7 @@
  * leave an AMD SEV guest, WBNOINVD vs WBINVD, ASID recycling.
  */
 import { someDomain, type Domain } from '../harness/domain';
-import { deepEqual, firstDifference } from '../harness/codec';
+import { deepEqual, firstDifference, rowsEqual } from '../harness/codec';
 import { createModel } from '../model/sev-cache/model';
 import { createImpl } from '../impl/sev-cache/sev';
 import { arbitraries } from '../properties/sev-cache/arbitraries';
@@ -50,12 +50,8 @@ export function sevViewsAgree(model: SevView, impl: SevView, scope?: SevScope): 
     const k = kernelTablesAgree(model, impl);
     if (k !== null) return k;
   }
-  if (!scope || scope.pages) {
-    const a = model.pages;
-    const b = impl.pages;
-    let same = a.length === b.length;
-    for (let i = 0; same && i < a.length; i++) same = a[i]!.page === b[i]!.page && a[i]!.vm === b[i]!.vm;
-    if (!same) return `views differ at ${firstDifference(a, b, 'view.pages')}`;
+  if ((!scope || scope.pages) && !rowsEqual(model.pages, impl.pages, (x, y) => x.page === y.page && x.vm === y.vm)) {
+    return `views differ at ${firstDifference(model.pages, impl.pages, 'view.pages')}`;
   }
   if (model.written.length !== impl.written.length) return `written lines differ: ${model.written.length} vs ${impl.written.length} entries`;
   if (scope) {
@@ -89,11 +85,8 @@ function kernelTablesAgree(model: SevView, impl: SevView): string | null {
       return `VM entries differ: model ${JSON.stringify({ ...m, writebackCpus: undefined })} vs impl ${JSON.stringify({ ...p, writebackCpus: undefined })}`;
     }
   }
-  const a = model.asids;
-  const b = impl.asids;
-  let same = a.length === b.length;
-  for (let i = 0; same && i < a.length; i++) same = a[i]!.asid === b[i]!.asid && a[i]!.state === b[i]!.state && a[i]!.snp === b[i]!.snp;
-  return same ? null : `views differ at ${firstDifference(a, b, 'view.asids')}`;
+  const same = rowsEqual(model.asids, impl.asids, (x, y) => x.asid === y.asid && x.state === y.state && x.snp === y.snp);
+  return same ? null : `views differ at ${firstDifference(model.asids, impl.asids, 'view.asids')}`;
 }
 
 /** Binary search of a `written` list (sorted by page, then line). */

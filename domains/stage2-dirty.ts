@@ -4,7 +4,7 @@
  * mutants into one `Domain`.
  */
 import { someDomain, type Domain } from '../harness/domain';
-import { firstDifference } from '../harness/codec';
+import { firstDifference, rowsEqual } from '../harness/codec';
 import { encodeConfig, resolveConfig } from '../spec/stage2-dirty/config';
 import { invariants } from '../spec/stage2-dirty/invariants';
 import { ConfigInput, DOMAIN_ID, ResultCodec, ViewCodec, opArgs, type Config, type Op, type Result, type View } from '../spec/stage2-dirty/types';
@@ -23,51 +23,17 @@ import { mutants } from '../properties/stage2-dirty/mutants';
  * report only once a difference is known.
  */
 function numsEqual(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  return rowsEqual(a, b, (x, y) => x === y);
 }
 
-function slotsEqual(a: View['slots'], b: View['slots']): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.id !== y.id || x.logging !== y.logging) return false;
-    if (!numsEqual(x.dirty, y.dirty) || !numsEqual(x.written, y.written) || !numsEqual(x.initial, y.initial)) return false;
-  }
-  return true;
-}
-
-function mappingsEqual(a: View['mappings'], b: View['mappings']): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.gfn !== y.gfn || x.pfn !== y.pfn || x.writable !== y.writable || x.size !== y.size) return false;
-  }
-  return true;
-}
-
-function memoryEqual(a: View['memory'], b: View['memory']): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.gfn !== y.gfn || x.expected !== y.expected || x.host !== y.host || x.mapped !== y.mapped) return false;
-  }
-  return true;
-}
-
-function tlbEqual(a: View['tlb'], b: View['tlb']): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.gfn !== y.gfn || x.npages !== y.npages || x.pfn !== y.pfn || x.writable !== y.writable) return false;
-  }
-  return true;
-}
+const slotsEqual = (a: View['slots'], b: View['slots']): boolean =>
+  rowsEqual(a, b, (x, y) => x.id === y.id && x.logging === y.logging && numsEqual(x.dirty, y.dirty) && numsEqual(x.written, y.written) && numsEqual(x.initial, y.initial));
+const mappingsEqual = (a: View['mappings'], b: View['mappings']): boolean =>
+  rowsEqual(a, b, (x, y) => x.gfn === y.gfn && x.pfn === y.pfn && x.writable === y.writable && x.size === y.size);
+const memoryEqual = (a: View['memory'], b: View['memory']): boolean =>
+  rowsEqual(a, b, (x, y) => x.gfn === y.gfn && x.expected === y.expected && x.host === y.host && x.mapped === y.mapped);
+const tlbEqual = (a: View['tlb'], b: View['tlb']): boolean =>
+  rowsEqual(a, b, (x, y) => x.gfn === y.gfn && x.npages === y.npages && x.pfn === y.pfn && x.writable === y.writable);
 
 function viewsAgree(model: View, impl: View): string | null {
   const diff = (name: string, a: unknown, b: unknown) => `model and implementation disagree on ${firstDifference(a, b, `view.${name}`)}`;

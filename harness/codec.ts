@@ -278,6 +278,17 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/**
+ * Two arrays of flat records equal row by row under `same`: what a domain's
+ * `viewsAgree` uses on its hot path, where the fields to compare are known
+ * and a generic deepEqual would look each one up by name.
+ */
+export function rowsEqual<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!same(a[i]!, b[i]!)) return false;
+  return true;
+}
+
 /** Number of nodes (objects, arrays, leaves) of a JSON-like value: the size a full comparison visits. */
 export function jsonSize(v: unknown): number {
   if (typeof v !== 'object' || v === null) return 1;

@@ -139,6 +139,8 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
   } catch (e) {
     return { failure: { kind: 'crash', step: -1, message: `creating the systems threw ${describeError(e)}` }, results };
   }
+  /** Both sides keep live Views: scoped checks per step, full checks periodically. */
+  const incremental = model.liveView !== undefined && impl.liveView !== undefined;
 
   // Each op's and each invariant's tally, looked up once per trace rather than once per step.
   const opTallies = new Map<string, OpTally>();
@@ -195,7 +197,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     const d = viewsAgree(fresh[0]!, fresh[1]!);
     if (d !== null) return { kind: 'view-mismatch', step, message: d };
     if (fixedEvery !== undefined) nextFull = step + fixedEvery;
-    else if (step < ops.length - 1 && model.liveView !== undefined && impl.liveView !== undefined) {
+    else if (step < ops.length - 1 && incremental) {
       const size = jsonSize(fresh[0]) + jsonSize(fresh[1]);
       nextFull = step + Math.max(MIN_FULL_CHECK_INTERVAL, Math.ceil(size / FULL_CHECK_NODES_PER_STEP));
     }
@@ -246,7 +248,6 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
       if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
     }
 
-    const incremental = model.liveView !== undefined && impl.liveView !== undefined;
     const due = i === ops.length - 1 || i >= nextFull;
     if (incremental) {
       const lm = model.liveView!();

@@ -398,11 +398,14 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     return true;
   }
 
+  /** Append the listed copies of one tag. */
+  private listHolders(holders: Map<number, Line>, out: GuestLineViewT[]): void {
+    for (const [cpu, l] of holders) if (this.listed(l)) out.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
+  }
+
   private guestLines(): GuestLineViewT[] {
     const out: GuestLineViewT[] = [];
-    for (const holders of this.lines.values()) {
-      for (const [cpu, l] of holders) if (this.listed(l)) out.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
-    }
+    for (const holders of this.lines.values()) this.listHolders(holders, out);
     return out;
   }
 
@@ -410,8 +413,7 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     const out: GuestLineViewT[] = [];
     for (let key = 1; key <= this.config.asids; key++) {
       const holders = this.lines.get(addr * (this.config.asids + 1) + key);
-      if (!holders) continue;
-      for (const [cpu, l] of holders) if (this.listed(l)) out.push({ cpu, page: l.page, line: l.line, key: l.key, dirty: l.dirty });
+      if (holders) this.listHolders(holders, out);
     }
     return out.sort(compareGuestLines);
   }
