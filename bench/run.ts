@@ -13,6 +13,7 @@ import { fmt, lockstepThroughput, timeMs } from './harness';
 import { explore } from '../harness/explore';
 import { checkDomain } from '../harness/check';
 import { spawnSync } from 'child_process';
+import validateBench from './validate';
 
 type BenchModule = { default: (log: (line: string) => void) => Json };
 
@@ -128,6 +129,10 @@ async function main(): Promise<void> {
     entry['explore'] = await exploreBench(some.id, log);
     domains[some.id] = entry;
   }
+  if (only.length === 0 || only.includes('validate')) {
+    log('\n== hvspec validate ==');
+    results['validate'] = await validateBench(log);
+  }
   if (only.length === 0 || only.includes('workers')) {
     log('\n== hvspec check with 1 and 2 workers (whole commands) ==');
     results['workers'] = workersBench(log);
@@ -142,6 +147,7 @@ async function main(): Promise<void> {
     const prevDomains = (prev['domains'] ?? {}) as { [k: string]: Json };
     results['domains'] = { ...prevDomains, ...domains };
     if (!('workers' in results) && 'workers' in prev) results['workers'] = prev['workers']!;
+    if (!('validate' in results) && 'validate' in prev) results['validate'] = prev['validate']!;
   }
   fs.writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
   log(`\nfigures written to ${path.relative(process.cwd(), out)}`);

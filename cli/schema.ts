@@ -1,12 +1,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { caseSchema } from '../harness/schema';
+import { traceSchema } from '../harness/trace-format';
 import { domainsOption, parse } from './args';
 
 export const SCHEMA_HELP = `usage: hvspec schema [--domain D] [--out DIR] [--stdout]
 
 Writes a JSON Schema per domain, generated from the codecs (ops and their
-argument types included), to DIR/<domain>.schema.json (default DIR: schema/).
+argument types included), to DIR/<domain>.schema.json (default DIR: schema/),
+and the schema of one line of a recorded trace (hvspec-trace/1, NDJSON) to
+DIR/<domain>.trace.schema.json.
 A case file may name it in "$schema" so that an editor validates and
 completes it as it is typed, e.g. in spec/cases/<domain>/:
   "$schema": "../../../schema/<domain>.schema.json"
@@ -25,15 +28,21 @@ export async function schemaCommand(argv: string[]): Promise<number> {
   }
   const dir = values.out ?? 'schema';
   for (const some of domainsOption(values.domain)) {
-    const text = JSON.stringify(some.use((d) => caseSchema(d)), null, 2) + '\n';
-    if (values.stdout) {
-      process.stdout.write(text);
-      continue;
+    const schemas: [string, unknown][] = [
+      [`${some.id}.schema.json`, some.use((d) => caseSchema(d))],
+      [`${some.id}.trace.schema.json`, some.use((d) => traceSchema(d))],
+    ];
+    for (const [name, schema] of schemas) {
+      const text = JSON.stringify(schema, null, 2) + '\n';
+      if (values.stdout) {
+        process.stdout.write(text);
+        continue;
+      }
+      fs.mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, text);
+      process.stdout.write(`wrote ${file}\n`);
     }
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `${some.id}.schema.json`);
-    fs.writeFileSync(file, text);
-    process.stdout.write(`wrote ${file}\n`);
   }
   return 0;
 }

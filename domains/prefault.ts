@@ -4,6 +4,7 @@
  * alignment, exact-range mapping for confidential VMs.
  */
 import { someDomain, type Domain, type Json } from '../harness/domain';
+import { prefaultHidden } from '../spec/prefault/hidden';
 import { encodeConfig, resolveConfig } from '../spec/prefault/config';
 import { INVARIANTS } from '../spec/prefault/invariants';
 import {
@@ -110,6 +111,7 @@ export const prefaultDomain: Domain<PrefaultConfig, PrefaultOp, PrefaultResult, 
     ];
   },
   describeOp,
+  hidden: prefaultHidden,
 };
 
 export const prefault = someDomain(prefaultDomain);

@@ -3,6 +3,7 @@
  * leave an AMD SEV guest, WBNOINVD vs WBINVD, ASID recycling.
  */
 import { someDomain, type Domain } from '../harness/domain';
+import { sevCacheHidden } from '../spec/sev-cache/hidden';
 import { deepEqual, firstDifference, rowsEqual } from '../harness/codec';
 import { createModel } from '../model/sev-cache/model';
 import { createImpl } from '../impl/sev-cache/sev';
@@ -184,6 +185,7 @@ export const sevCacheDomain: Domain<Config, SevOp, SevResult, SevView, SevScope>
   exploration: { config: EXPLORATION_CONFIG, alphabet },
   describeOp,
   costReport,
+  hidden: sevCacheHidden,
 };
 
 export const sevCache = someDomain(sevCacheDomain);

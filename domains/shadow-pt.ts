@@ -3,6 +3,7 @@
  * references their entries hold (seed 004, drivers/lguest/page_tables.c).
  */
 import { someDomain, type Domain, type Json } from '../harness/domain';
+import { shadowPtHidden } from '../spec/shadow-pt/hidden';
 import { opCodec } from '../harness/codec';
 import {
   ConfigInput,
@@ -158,6 +159,7 @@ export const shadowPtDomain: Domain<Config, Op, R, V, Scope> = {
     alphabet,
   },
   describeOp,
+  hidden: shadowPtHidden,
 };
 
 export const shadowPt = someDomain(shadowPtDomain);

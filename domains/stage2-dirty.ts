@@ -4,6 +4,7 @@
  * mutants into one `Domain`.
  */
 import { someDomain, type Domain } from '../harness/domain';
+import { stage2DirtyHidden } from '../spec/stage2-dirty/hidden';
 import { firstDifference, rowsEqual } from '../harness/codec';
 import { encodeConfig, resolveConfig } from '../spec/stage2-dirty/config';
 import { invariants } from '../spec/stage2-dirty/invariants';
@@ -108,6 +109,7 @@ export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
     ],
   },
   describeOp,
+  hidden: stage2DirtyHidden,
 };
 
 export const stage2Dirty = someDomain(stage2DirtyDomain);

@@ -128,6 +128,25 @@ export interface InputError {
 
 export type Resolved<T> = { ok: true; value: T } | { ok: false; errors: InputError[] };
 
+/**
+ * The nondeterminism a recorded log leaves out, for trace validation
+ * (`hvspec validate`): arguments that stand for a choice the kernel or the
+ * hardware makes, which a trace may omit, and environment steps a log never
+ * shows, which may happen between any two observed ones.
+ */
+export interface HiddenChoices<C, O extends OpShape, V> {
+  /**
+   * Per op, per omissible argument: every value the choice can take given the
+   * config and the arguments the trace did give (`undefined`: the argument
+   * absent, for optional ones).
+   */
+  readonly choiceArgs?: {
+    readonly [op: string]: { readonly [arg: string]: (config: C, args: { readonly [k: string]: unknown }) => readonly (Json | undefined)[] };
+  };
+  /** Environment steps possible in the state `view` (the model's View); each is tried between observed steps. */
+  hiddenOps?(config: C, view: V): readonly O[];
+}
+
 /** Small configuration and finite op alphabet for bounded exploration. */
 export interface Exploration<C, O> {
   /** A small configuration input (decoded and resolved like any other). */
@@ -198,6 +217,8 @@ export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = neve
    * `check` under the raw counters.
    */
   costReport?(model: Readonly<Record<string, number>>, impl: Readonly<Record<string, number>>): string[];
+  /** What a recorded log may leave out (trace validation). Optional: without it a trace must spell out every op and argument. */
+  readonly hidden?: HiddenChoices<C, O, V>;
   /** Short text describing an op for traces (default: JSON of args). */
   describeOp?(op: O): string;
 }
