@@ -180,7 +180,7 @@ export function ops(config: Config, maxOps: number): fc.Arbitrary<Op[]> {
         case 2: // create a slot in the spare range (or, if it exists, move/flag it there)
           return op(spareId, spareBase + off, n, log, ro, backing);
         case 3: // delete a config slot or a spare one
-          return op(kind === 3 && off % 2 === 0 ? m.id : spareId, 0, 0, false, false, null);
+          return op(off % 2 === 0 ? m.id : spareId, 0, 0, false, false, null);
         case 4:
         case 5:
         case 6: // flags only: logging on or off, the slot's own place and RO flag
