@@ -125,7 +125,12 @@ describe('stage2-dirty case files', () => {
         name: 'bad',
         domain: 'stage2-dirty',
         config: { memslots: [{ id: 0, baseGfn: 0, npages: 8 }, { id: 1, baseGfn: 4, npages: 8 }] },
-        steps: [{ op: 'guestWrite', args: { gfn: -1 } }, { op: 'clearDirtyLog', args: { slot: 0 } }],
+        steps: [
+          { op: 'guestWrite', args: { gfn: -1 } },
+          { op: 'clearDirtyLog', args: { slot: 0 } },
+          { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 8, bits: [3, 1] } },
+          { op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 0, npages: 2 ** 25 } },
+        ],
       }),
     );
     const c = loadCaseFile(bad);
@@ -135,6 +140,27 @@ describe('stage2-dirty case files', () => {
     assert.ok(paths.includes('$.config.memslots[1].baseGfn'), paths.join(' '));
     assert.ok(paths.includes('$.steps[0].args.gfn'), paths.join(' '));
     assert.ok(paths.some((p) => p.startsWith('$.steps[1].args')), paths.join(' '));
+    // The config is bad here, so validateOp is not consulted; the same steps with a good config:
+    const good = path.join(require('os').tmpdir(), 'stage2-dirty-bad-bits.json');
+    fs.writeFileSync(
+      good,
+      JSON.stringify({
+        format: 'hvspec-case/1',
+        name: 'bad bits',
+        domain: 'stage2-dirty',
+        config: { memslots: [{ id: 0, baseGfn: 0, npages: 8 }], blockPages: 8 },
+        steps: [
+          { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 8, bits: [3, 1] } },
+          { op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 0, npages: 2 ** 25 } },
+        ],
+      }),
+    );
+    const g = loadCaseFile(good);
+    assert.equal(g.ok, false);
+    if (g.ok) return;
+    const gp = g.errors.map((e) => e.path);
+    assert.ok(gp.includes('$.steps[0].args.bits[1]'), gp.join(' '));
+    assert.ok(gp.includes('$.steps[1].args.npages'), gp.join(' '));
   });
 
   it('an empty trace checks the initial state', () => {
