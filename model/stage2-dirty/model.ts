@@ -152,7 +152,8 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   }
 
   private slotOf(gfn: number): SlotState | undefined {
-    return this.slots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
+    for (const s of this.slots) if (gfn >= s.baseGfn && gfn < s.baseGfn + s.npages) return s;
+    return undefined;
   }
 
   /** Host frame backing `gfn` (which must be in a slot). */
