@@ -6,7 +6,7 @@
 import { someDomain, type Domain } from '../harness/domain';
 import { stage2DirtyHidden } from '../spec/stage2-dirty/hidden';
 import { firstDifference, rowsEqual } from '../harness/codec';
-import { encodeConfig, resolveConfig } from '../spec/stage2-dirty/config';
+import { encodeConfig, resolveConfig, validateOp } from '../spec/stage2-dirty/config';
 import { invariants } from '../spec/stage2-dirty/invariants';
 import { ConfigInput, DOMAIN_ID, ResultCodec, ViewCodec, opArgs, type Config, type Op, type Result, type View } from '../spec/stage2-dirty/types';
 import { createModel } from '../model/stage2-dirty/model';
@@ -28,7 +28,20 @@ function numsEqual(a: readonly number[], b: readonly number[]): boolean {
 }
 
 const slotsEqual = (a: View['slots'], b: View['slots']): boolean =>
-  rowsEqual(a, b, (x, y) => x.id === y.id && x.logging === y.logging && numsEqual(x.dirty, y.dirty) && numsEqual(x.written, y.written) && numsEqual(x.initial, y.initial));
+  rowsEqual(
+    a,
+    b,
+    (x, y) =>
+      x.id === y.id &&
+      x.baseGfn === y.baseGfn &&
+      x.npages === y.npages &&
+      x.readonly === y.readonly &&
+      x.logging === y.logging &&
+      numsEqual(x.dirty, y.dirty) &&
+      numsEqual(x.written, y.written) &&
+      numsEqual(x.initial, y.initial) &&
+      numsEqual(x.kept, y.kept),
+  );
 const mappingsEqual = (a: View['mappings'], b: View['mappings']): boolean =>
   rowsEqual(a, b, (x, y) => x.gfn === y.gfn && x.pfn === y.pfn && x.writable === y.writable && x.size === y.size);
 const memoryEqual = (a: View['memory'], b: View['memory']): boolean =>
@@ -59,13 +72,14 @@ export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
   id: DOMAIN_ID,
   title: 'Arm stage-2 dirty logging at page granularity',
   summary:
-    'Live migration re-copies the pages a guest wrote; KVM learns which by write-protecting the guest\'s stage-2 mappings and logging each write fault in a per-memslot dirty bitmap. While a memslot is logged, faults map 4 KiB pages only, a huge (block) mapping met on the way is dissolved (cleared, flushed from the TLB, its table page\'s count dropped) and rebuilt as a page table, and every write fault marks its own page dirty; once logging stops, blocks come back. KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG (64-page granule), KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and KVM_DIRTY_LOG_INITIALLY_SET are modelled with their user-visible semantics.',
+    'Live migration re-copies the pages a guest wrote; KVM learns which by write-protecting the guest\'s stage-2 mappings and logging each write fault in a per-memslot dirty bitmap. While a memslot is logged, faults map 4 KiB pages only, a huge (block) mapping met on the way is dissolved (cleared, flushed from the TLB, its table page\'s count dropped) and rebuilt as a page table, and every write fault marks its own page dirty; once logging stops, blocks come back. KVM_SET_USER_MEMORY_REGION (create, move, flags, delete, with upstream\'s errnos), KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG (64-page granule, user bitmap), KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 and KVM_DIRTY_LOG_INITIALLY_SET (lazy write-protection on arm64) are modelled with their user-visible semantics.',
   source:
-    'seed 002_2e4baad6e04960f3.txt ("[v14,7/7] KVM: arm: page logging 2nd stage fault handling" and review); Documentation/virt/kvm/api.rst (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2); tools/testing/selftests/kvm/dirty_log_test.c',
+    'seed 002_2e4baad6e04960f3.txt ("[v14,7/7] KVM: arm: page logging 2nd stage fault handling" and review); Documentation/virt/kvm/api.rst (KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2); virt/kvm/kvm_main.c (__kvm_set_memory_region, kvm_get_dirty_log_protect, kvm_clear_dirty_log_protect); arch/arm64/kvm/mmu.c; tools/testing/selftests/kvm/dirty_log_test.c',
   configCodec: ConfigInput,
   resolveConfig,
   encodeConfig,
   opArgs,
+  validateOp,
   resultCodec: ResultCodec,
   viewCodec: ViewCodec,
   invariants,
@@ -101,6 +115,11 @@ export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
       { op: 'getDirtyLog', args: { slot: 1 } },
       { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 8 } },
       { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 3 } },
+      { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 8, bits: [1] } },
+      { op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 0, npages: 0 } },
+      { op: 'setUserMemoryRegion', args: { slot: 2, baseGfn: 12, npages: 4, backing: 'hugetlb' } },
+      { op: 'setUserMemoryRegion', args: { slot: 0, baseGfn: 20, npages: 8, logDirty: true } },
+      { op: 'setUserMemoryRegion', args: { slot: 3, baseGfn: 32, npages: 4, readonly: true, logDirty: true } },
       { op: 'unmapRange', args: { gfn: 6, npages: 1 } },
       { op: 'unmapRange', args: { gfn: 3, npages: 6 } },
       { op: 'tlbEvict', args: { gfn: 5 } },

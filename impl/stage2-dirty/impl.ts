@@ -23,13 +23,16 @@
  * a small subclass (properties/stage2-dirty/mutants.ts).
  */
 import type { System } from '../../harness/domain';
-import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases } from '../../spec/stage2-dirty/config';
+import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases, nextHostBase } from '../../spec/stage2-dirty/config';
 import {
+  EEXIST,
   EFAULT,
   EINVAL,
   ENOENT,
   MMIO,
   OK,
+  KVM_MEM_MAX_NR_PAGES,
+  MAX_GFN_END,
   type Backing,
   type Config,
   type MappingView,
@@ -77,9 +80,9 @@ const MEM_CHUNK = 1 << 10;
 
 /** A memslot as the MMU code sees it. */
 export interface KvmMemslot {
-  readonly index: number;
   readonly id: number;
-  readonly baseGfn: number;
+  /** Changes only when the slot is moved (KVM_MR_MOVE). */
+  baseGfn: number;
   readonly npages: number;
   readonly backing: Backing;
   readonly readonly: boolean;
@@ -95,15 +98,23 @@ export interface KvmMemslot {
   ghostWritten: Uint32Array | null;
   /** Ghost: pages whose bit initiallySet set and that were not cleared since. */
   ghostInitial: Uint32Array | null;
+  /** Ghost, right after a KVM_CLEAR_DIRTY_LOG only: gfns whose bit was set before it and not passed by the caller. */
+  ghostKept: number[] | null;
 }
 
 export class Stage2DirtyImpl implements System<Op, Result, View> {
   protected readonly bp: number;
   /** Pages covered by one root entry (one level-2 table). */
   protected readonly l2Span: number;
-  protected readonly rootEntries: number;
-  protected readonly slots: KvmMemslot[];
+  /** Entries of the root table: grown when a slot is created beyond its reach. */
+  protected rootEntries: number;
+  /** The memslots, sorted by base gfn. */
+  protected slots: KvmMemslot[];
   protected readonly slotsById = new Map<number, KvmMemslot>();
+  /** Host frames handed out so far (a new slot gets fresh frames above them). */
+  protected hostNext = 0;
+  /** Whether some slot holds ghostKept from the last op. */
+  protected anyGhostKept = false;
 
   // Table-page pool.
   protected readonly tables: Uint32Array[] = [];
@@ -145,23 +156,34 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     const end = config.memslots.reduce((e, m) => Math.max(e, m.baseGfn + m.npages), 0);
     this.rootEntries = Math.max(1, Math.ceil(end / this.l2Span));
     const bases = hostBases(config);
-    this.slots = config.memslots.map((m, index) => ({
-      index,
-      id: m.id,
-      baseGfn: m.baseGfn,
-      npages: m.npages,
-      backing: m.backing,
-      readonly: m.readonly,
-      hostBase: bases[index]!,
-      dirtyBitmap: null,
-      ghostWritten: null,
-      ghostInitial: null,
-    }));
-    for (const s of this.slots) this.slotsById.set(s.id, s);
+    this.slots = config.memslots.map((m, index) => this.newMemslot(m.id, m.baseGfn, m.npages, m.backing, m.readonly, bases[index]!));
+    for (const s of this.slots) {
+      this.slotsById.set(s.id, s);
+      this.hostNext = Math.max(this.hostNext, s.hostBase + s.npages);
+    }
+    this.slots.sort((a, b) => a.baseGfn - b.baseGfn);
     this.allocTablePage(1, 0, this.rootEntries);
   }
 
+  protected newMemslot(id: number, baseGfn: number, npages: number, backing: Backing, readonly: boolean, hostBase: number): KvmMemslot {
+    return { id, baseGfn, npages, backing, readonly, hostBase, dirtyBitmap: null, ghostWritten: null, ghostInitial: null, ghostKept: null };
+  }
+
+  /** Grow the root table (copying its entries) so that it reaches gfn `end - 1`. */
+  protected ensureRootReach(end: number): void {
+    const need = Math.ceil(end / this.l2Span);
+    if (need <= this.rootEntries) return;
+    const grown = new Uint32Array(2 * need);
+    grown.set(this.tables[ROOT]!);
+    this.tables[ROOT] = grown;
+    this.rootEntries = need;
+  }
+
   apply(op: Op): Result {
+    if (this.anyGhostKept) {
+      for (const s of this.slots) s.ghostKept = null;
+      this.anyGhostKept = false;
+    }
     // A plain switch: this is the hot path of the lockstep run.
     switch (op.op) {
       case 'guestRead':
@@ -175,7 +197,11 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       case 'getDirtyLog':
         return this.getDirtyLog(op.args.slot);
       case 'clearDirtyLog':
-        return this.clearDirtyLog(op.args.slot, op.args.first, op.args.num);
+        return this.clearDirtyLog(op.args.slot, op.args.first, op.args.num, op.args.bits);
+      case 'setUserMemoryRegion': {
+        const a = op.args;
+        return this.setUserMemoryRegion(a.slot, a.baseGfn, a.npages, a.logDirty ?? false, a.readonly ?? false, a.backing);
+      }
       case 'unmapRange':
         return this.unmapRange(op.args.gfn, op.args.npages);
       case 'tlbEvict':
@@ -416,7 +442,7 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
         if (slot === null || (write && slot.readonly)) return MMIO;
         let flags = 0;
         if (write) flags |= KVM_S2_FLAG_WRITE_FAULT;
-        if (slot.dirtyBitmap !== null) flags |= KVM_S2_FLAG_LOGGING_ACTIVE;
+        if (this.memslotIsLogging(slot)) flags |= KVM_S2_FLAG_LOGGING_ACTIVE;
         this.userMemAbort(slot, gfn, flags);
         if (!this.stage2Walk(gfn) || (write && !this.walkWritable)) return EFAULT;
       }
@@ -506,7 +532,16 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     this.setDesc(l2, i2, this.leafAttrs(writable, false), blockPfn);
     if (present) this.kvmTlbFlushVmidIpa(blockGfn);
     else this.getPage(l2);
-    if (slot.dirtyBitmap !== null) this.ghostBlocksWhileLogging++;
+    if (this.memslotIsLogging(slot)) this.ghostBlocksWhileLogging++;
+  }
+
+  /**
+   * arm64 memslot_is_logging: a bitmap and not read-only. A read-only slot
+   * may carry a bitmap (check_memory_region_flags allows both flags), but
+   * its faults never write, so they map as if it were not logged.
+   */
+  protected memslotIsLogging(slot: KvmMemslot): boolean {
+    return slot.dirtyBitmap !== null && !slot.readonly;
   }
 
   /** Unmap the page table under level-2 entry `i2` of `l2` so a block can take its place. */
@@ -658,13 +693,113 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     return new Uint32Array(2 * Math.ceil(npages / 64));
   }
 
+  /** Shorthand: the slot's own region again with KVM_MEM_LOG_DIRTY_PAGES. */
   protected enableDirtyLog(id: number): Result {
     const slot = this.slotsById.get(id);
-    if (slot === undefined || slot.readonly) return EINVAL;
-    if (slot.dirtyBitmap !== null) return OK; // flags unchanged: nothing to do
+    if (slot === undefined) return EINVAL;
+    return this.setUserMemoryRegion(id, slot.baseGfn, slot.npages, true, slot.readonly, undefined);
+  }
+
+  /** Shorthand: the slot's own region again without KVM_MEM_LOG_DIRTY_PAGES. */
+  protected disableDirtyLog(id: number): Result {
+    const slot = this.slotsById.get(id);
+    if (slot === undefined) return EINVAL;
+    return this.setUserMemoryRegion(id, slot.baseGfn, slot.npages, false, slot.readonly, undefined);
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION: kvm_vm_ioctl_set_memory_region (id range),
+   * __kvm_set_memory_region (size limit, delete of a free id, what an
+   * existing slot may change, overlap), arm64 kvm_arch_prepare_memory_region
+   * (the IPA limit), then kvm_set_memslot.
+   */
+  protected setUserMemoryRegion(id: number, baseGfn: number, npages: number, logDirty: boolean, readonly: boolean, backing: Backing | undefined): Result {
+    if (id >= this.config.userMemSlots) return EINVAL;
+    if (npages > KVM_MEM_MAX_NR_PAGES) return EINVAL;
+    const old = this.slotsById.get(id);
+    if (npages === 0) {
+      if (old === undefined) return EINVAL;
+      this.deleteMemslot(old);
+      return OK;
+    }
+    if (old !== undefined) {
+      if (npages !== old.npages || readonly !== old.readonly || (backing !== undefined && backing !== old.backing)) return EINVAL;
+      if (baseGfn === old.baseGfn) return this.updateFlags(old, logDirty);
+    }
+    if (this.overlaps(old ?? null, baseGfn, npages)) return EEXIST;
+    if (baseGfn + npages > MAX_GFN_END) return EFAULT;
+    this.ensureRootReach(baseGfn + npages);
+    if (old === undefined) {
+      const hostBase = nextHostBase(this.hostNext, baseGfn, this.bp);
+      this.hostNext = hostBase + npages;
+      const slot = this.newMemslot(id, baseGfn, npages, backing ?? 'thp', readonly, hostBase);
+      this.slots.push(slot);
+      this.slots.sort((a, b) => a.baseGfn - b.baseGfn);
+      this.slotsById.set(id, slot);
+      return this.updateFlags(slot, logDirty);
+    }
+    this.moveMemslot(old, baseGfn);
+    return this.updateFlags(old, logDirty);
+  }
+
+  /** kvm_check_memslot_overlap: another slot holds a page of the range. */
+  protected overlaps(self: KvmMemslot | null, baseGfn: number, npages: number): boolean {
+    for (const o of this.slots) if (o !== self && baseGfn < o.baseGfn + o.npages && o.baseGfn < baseGfn + npages) return true;
+    return false;
+  }
+
+  /** KVM_MR_DELETE: kvm_arch_flush_shadow_memslot unmaps the range; the slot and its bitmap go. */
+  protected deleteMemslot(slot: KvmMemslot): void {
+    this.flushShadowMemslot(slot);
+    this.slots = this.slots.filter((s) => s !== slot);
+    this.slotsById.delete(slot.id);
+    // Ghost: the guest can no longer reach what it wrote there.
+    for (const g of [...this.ghostMem.keys()]) if (g >= slot.baseGfn && g < slot.baseGfn + slot.npages) this.ghostMem.delete(g);
+  }
+
+  /**
+   * KVM_MR_MOVE: the old range is unmapped (kvm_invalidate_memslot); the
+   * host memory (same userspace_addr) and the dirty bitmap, whose bits are
+   * slot-relative, stay with the slot (kvm_prepare_memory_region reuses it).
+   */
+  protected moveMemslot(slot: KvmMemslot, baseGfn: number): void {
+    this.flushShadowMemslot(slot);
+    const delta = baseGfn - slot.baseGfn;
+    const moved: Array<[number, number]> = [];
+    for (const [g, v] of this.ghostMem) if (g >= slot.baseGfn && g < slot.baseGfn + slot.npages) moved.push([g + delta, v]);
+    for (const [g] of moved) this.ghostMem.delete(g - delta);
+    for (const [g, v] of moved) this.ghostMem.set(g, v);
+    slot.baseGfn = baseGfn;
+    this.slots.sort((a, b) => a.baseGfn - b.baseGfn);
+  }
+
+  /** arm64 kvm_arch_flush_shadow_memslot: unmap the slot's whole range (each cleared entry flushed). */
+  protected flushShadowMemslot(slot: KvmMemslot): void {
+    this.unmapRange(slot.baseGfn, slot.npages);
+  }
+
+  /** KVM_MR_FLAGS_ONLY (or the flags of a created or moved slot): start or stop logging. */
+  protected updateFlags(slot: KvmMemslot, logDirty: boolean): Result {
+    if (logDirty && slot.dirtyBitmap === null) this.startDirtyLog(slot);
+    else if (!logDirty && slot.dirtyBitmap !== null) {
+      slot.dirtyBitmap = null;
+      slot.ghostWritten = null;
+      slot.ghostInitial = null;
+    }
+    return OK;
+  }
+
+  /**
+   * kvm_prepare_memory_region allocates the bitmap (all ones with
+   * KVM_DIRTY_LOG_INITIALLY_SET). arm64 kvm_arch_commit_memory_region then
+   * write-protects the slot in one go, except with INITIALLY_SET, where it
+   * returns early and protection comes chunk by chunk with KVM_CLEAR_DIRTY_LOG.
+   */
+  protected startDirtyLog(slot: KvmMemslot): void {
     const bm = this.allocDirtyBitmap(slot.npages);
     slot.ghostWritten = new Uint32Array(bm.length);
     slot.ghostInitial = new Uint32Array(bm.length);
+    slot.dirtyBitmap = bm;
     if (this.config.initiallySet) {
       // bitmap_set(0, npages): exactly the slot's pages, not the padding.
       const full = slot.npages >>> 5;
@@ -673,20 +808,15 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       if (rest !== 0) bm[full] = (1 << rest) - 1;
       slot.ghostInitial.set(bm);
     }
-    slot.dirtyBitmap = bm;
+    if (this.protectLazily()) return;
     // kvm_mmu_wp_memory_region: write-protect the slot, then flush.
     this.stage2WpRange(slot.baseGfn, slot.baseGfn + slot.npages);
     this.kvmFlushRemoteTlbs();
-    return OK;
   }
 
-  protected disableDirtyLog(id: number): Result {
-    const slot = this.slotsById.get(id);
-    if (slot === undefined) return EINVAL;
-    slot.dirtyBitmap = null;
-    slot.ghostWritten = null;
-    slot.ghostInitial = null;
-    return OK;
+  /** kvm_dirty_log_manual_protect_and_init_set: with INITIALLY_SET, no write-protection at enable. */
+  protected protectLazily(): boolean {
+    return this.config.initiallySet;
   }
 
   /**
@@ -696,10 +826,12 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
    * them all. Bits are visited lowest first, so the list comes out sorted.
    */
   protected getDirtyLog(id: number): Result {
+    // kvm_get_dirty_log_protect: an id at or above KVM_USER_MEM_SLOTS is
+    // EINVAL; a free id or a slot without a bitmap is ENOENT.
+    if (id >= this.config.userMemSlots) return EINVAL;
     const slot = this.slotsById.get(id);
-    if (slot === undefined) return EINVAL;
-    const bm = slot.dirtyBitmap;
-    if (bm === null) return ENOENT;
+    const bm = slot === undefined ? null : slot.dirtyBitmap;
+    if (slot === undefined || bm === null) return this.freeSlotAnswer(slot);
     // Two passes: count the bits (so the result array is allocated once, at
     // its final size), then fetch (and clear) word by word.
     let n = 0;
@@ -734,26 +866,54 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
     return { ok: true, dirty };
   }
 
+  /** The answer for a free id or a slot without a bitmap (kvm_{get,clear}_dirty_log_protect: -ENOENT). */
+  protected freeSlotAnswer(_slot: KvmMemslot | undefined): Result {
+    return ENOENT;
+  }
+
   /**
-   * KVM_CLEAR_DIRTY_LOG of `num` pages from offset `first`: every page in
-   * the range is marked clean and the ones that were dirty are
-   * write-protected again. Word at a time, the last word masked.
+   * KVM_CLEAR_DIRTY_LOG of `num` pages from offset `first` with the user
+   * bitmap `bits` (absent: all ones). Word at a time: the bits cleared are
+   * those passed AND set in the log (`mask &= atomic_long_fetch_andnot(mask,
+   * p)`), and only those pages are write-protected again.
    */
-  protected clearDirtyLog(id: number, first: number, num: number): Result {
+  protected clearDirtyLog(id: number, first: number, num: number, bits: readonly number[] | undefined): Result {
+    // kvm_clear_dirty_log_protect checks the id range, then `first_page & 63`,
+    // then the slot and its bitmap (-ENOENT), then the range.
+    if (id >= this.config.userMemSlots || first % DIRTY_LOG_GRANULE !== 0) return EINVAL;
     const slot = this.slotsById.get(id);
-    // kvm_clear_dirty_log_protect checks the slot id, then `first_page & 63`,
-    // then that the slot has a bitmap (-ENOENT), then the range.
-    if (slot === undefined || first % DIRTY_LOG_GRANULE !== 0) return EINVAL;
-    const bm = slot.dirtyBitmap;
-    if (bm === null) return ENOENT;
+    const bm = slot === undefined ? null : slot.dirtyBitmap;
+    if (slot === undefined || bm === null) return this.freeSlotAnswer(slot);
     if (!clearRangeValid(slot.npages, first, num)) return EINVAL;
+    // The user bitmap, one bit per page of the range (first is a multiple of 64, so words line up).
+    const user = new Uint32Array(Math.ceil(num / 32));
+    if (bits === undefined) {
+      user.fill(0xffffffff);
+      if (num & 31) user[user.length - 1] = (1 << (num & 31)) - 1;
+    } else {
+      for (const b of bits) if (b < num) user[b >>> 5] = user[b >>> 5]! | (1 << (b & 31));
+    }
+    // Ghost (ioctl level): the bits set now that the caller did not pass must survive.
+    const kept: number[] = [];
+    for (let i = 0; i < bm.length; i++) {
+      let w = bm[i]!;
+      const u = i >= first >>> 5 && i < (first >>> 5) + user.length ? user[i - (first >>> 5)]! : 0;
+      w &= ~u;
+      while (w !== 0) {
+        const b = 31 - Math.clz32(w & -w);
+        w &= w - 1;
+        kept.push(slot.baseGfn + i * 32 + b);
+      }
+    }
+    slot.ghostKept = kept;
+    this.anyGhostKept = true;
     let flush = false;
-    const end = first + num;
-    for (let off = first; off < end; off += 32) {
+    for (let k = 0; k < user.length; k++) {
+      const off = first + k * 32;
       const i = off >>> 5;
-      const left = end - off;
-      const mask = left >= 32 ? 0xffffffff : (1 << left) - 1;
-      let w = bm[i]! & mask;
+      const left = first + num - off;
+      const rangeMask = left >= 32 ? 0xffffffff : (1 << left) - 1;
+      let w = this.clearedBits(user[k]!, bm[i]!, rangeMask);
       this.nBitmapWords++;
       if (w === 0) continue;
       bm[i] = bm[i]! & ~w;
@@ -764,19 +924,18 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
       }
     }
     if (flush) this.kvmFlushRemoteTlbs();
-    this.ghostForget(slot, first, end);
+    // Ghost: the passed pages are clean again.
+    for (let k = 0; k < user.length; k++) {
+      const i = (first >>> 5) + k;
+      slot.ghostWritten![i] = slot.ghostWritten![i]! & ~user[k]!;
+      slot.ghostInitial![i] = slot.ghostInitial![i]! & ~user[k]!;
+    }
     return OK;
   }
 
-  /** Ghost: pages at offsets [lo, hi) of the slot are clean again. */
-  private ghostForget(slot: KvmMemslot, lo: number, hi: number): void {
-    for (const g of [slot.ghostWritten!, slot.ghostInitial!]) {
-      for (let off = lo; off < hi; off += 32) {
-        const left = hi - off;
-        const mask = left >= 32 ? 0xffffffff : (1 << left) - 1;
-        g[off >>> 5] = g[off >>> 5]! & ~mask;
-      }
-    }
+  /** The bits of one log word that a CLEAR clears: passed by the caller and set in the log. */
+  protected clearedBits(user: number, log: number, _rangeMask: number): number {
+    return user & log;
   }
 
   // -------------------------------------------------------------------------
@@ -846,13 +1005,19 @@ export class Stage2DirtyImpl implements System<Op, Result, View> {
   // -------------------------------------------------------------------------
 
   view(): View {
-    const slots: SlotView[] = this.slots.map((s) => ({
-      id: s.id,
-      logging: s.dirtyBitmap !== null,
-      dirty: bitsOf(s.dirtyBitmap, s.baseGfn),
-      written: bitsOf(s.ghostWritten, s.baseGfn),
-      initial: bitsOf(s.ghostInitial, s.baseGfn),
-    }));
+    const slots: SlotView[] = [...this.slots]
+      .sort((a, b) => a.id - b.id)
+      .map((s) => ({
+        id: s.id,
+        baseGfn: s.baseGfn,
+        npages: s.npages,
+        readonly: s.readonly,
+        logging: s.dirtyBitmap !== null,
+        dirty: bitsOf(s.dirtyBitmap, s.baseGfn),
+        written: bitsOf(s.ghostWritten, s.baseGfn),
+        initial: bitsOf(s.ghostInitial, s.baseGfn),
+        kept: s.ghostKept === null ? [] : s.ghostKept.slice(),
+      }));
 
     // One walk gives the mappings, each table page's parent references, and
     // (on a page's first visit) its valid entries; pages the walk does not

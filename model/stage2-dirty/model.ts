@@ -13,15 +13,19 @@
  * tells apart states a stale translation would make behave differently.
  */
 import { dispatch, type OpHandlers, type System } from '../../harness/domain';
-import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases, slotIndexById, slotIndexOf } from '../../spec/stage2-dirty/config';
+import { DIRTY_LOG_GRANULE, blockEligible, clearRangeValid, hostBases, nextHostBase } from '../../spec/stage2-dirty/config';
 import {
+  EEXIST,
+  EFAULT,
   EINVAL,
   ENOENT,
   MMIO,
   OK,
+  KVM_MEM_MAX_NR_PAGES,
+  MAX_GFN_END,
+  type Backing,
   type Config,
   type MappingView,
-  type Memslot,
   type MemoryView,
   type Op,
   type Result,
@@ -31,7 +35,11 @@ import {
 } from '../../spec/stage2-dirty/types';
 
 interface SlotState {
-  readonly m: Memslot;
+  readonly id: number;
+  baseGfn: number;
+  readonly npages: number;
+  readonly backing: Backing;
+  readonly readonly: boolean;
   readonly hostBase: number;
   logging: boolean;
   readonly dirty: FrameSet;
@@ -39,6 +47,8 @@ interface SlotState {
   readonly written: FrameSet;
   /** Ghost: bits set by initiallySet and not cleared since. */
   readonly initial: FrameSet;
+  /** Ghost, right after a clearDirtyLog only: bits set before it that the caller did not pass. */
+  kept: number[];
 }
 
 interface Mapping {
@@ -78,7 +88,12 @@ export function byGfnThenSize(a: TlbView, b: TlbView): number {
 }
 
 export class Stage2DirtyModel implements System<Op, Result, View> {
-  private readonly slots: SlotState[];
+  /** The memslots, by id order (the View lists them so). */
+  private slots: SlotState[];
+  /** Host frames handed out so far: a new slot's memory starts above them. */
+  private hostNext = 0;
+  /** Whether some slot holds a `kept` list from the last op. */
+  private anyKept = false;
   private readonly map = new Map<number, Mapping>();
   private readonly mem = new Map<number, number>();
   /** Written gfns in ascending order, rebuilt when a page is written for the first time. */
@@ -90,14 +105,13 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
 
   constructor(private readonly config: Config) {
     const bases = hostBases(config);
-    this.slots = config.memslots.map((m, i) => ({
-      m,
-      hostBase: bases[i]!,
-      logging: false,
-      dirty: new FrameSet(),
-      written: new FrameSet(),
-      initial: new FrameSet(),
-    }));
+    this.slots = config.memslots.map((m, i) => this.newSlot(m.id, m.baseGfn, m.npages, m.backing, m.readonly, bases[i]!));
+    for (let i = 0; i < bases.length; i++) this.hostNext = Math.max(this.hostNext, bases[i]! + config.memslots[i]!.npages);
+    this.slots.sort((a, b) => a.id - b.id);
+  }
+
+  private newSlot(id: number, baseGfn: number, npages: number, backing: Backing, readonly: boolean, hostBase: number): SlotState {
+    return { id, baseGfn, npages, backing, readonly, hostBase, logging: false, dirty: new FrameSet(), written: new FrameSet(), initial: new FrameSet(), kept: [] };
   }
 
   /** One handler per op (see OpHandlers: exhaustive, and cheaper per call than a ts-pattern chain). */
@@ -107,7 +121,8 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
     enableDirtyLog: ({ slot }) => this.enable(slot),
     disableDirtyLog: ({ slot }) => this.disable(slot),
     getDirtyLog: ({ slot }) => this.getLog(slot),
-    clearDirtyLog: ({ slot, first, num }) => this.clearLog(slot, first, num),
+    clearDirtyLog: ({ slot, first, num, bits }) => this.clearLog(slot, first, num, bits),
+    setUserMemoryRegion: (a) => this.setRegion(a.slot, a.baseGfn, a.npages, a.logDirty ?? false, a.readonly, a.backing),
     unmapRange: ({ gfn, npages }) => this.unmap(gfn, npages),
     tlbEvict: ({ gfn }) => {
       this.flushIpa(gfn);
@@ -117,6 +132,10 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   };
 
   apply(op: Op): Result {
+    if (this.anyKept) {
+      for (const s of this.slots) s.kept = [];
+      this.anyKept = false;
+    }
     return dispatch(this.handlers, op);
   }
 
@@ -133,19 +152,23 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   }
 
   private slotOf(gfn: number): SlotState | undefined {
-    const i = slotIndexOf(this.config, gfn);
-    return i < 0 ? undefined : this.slots[i];
+    for (const s of this.slots) if (gfn >= s.baseGfn && gfn < s.baseGfn + s.npages) return s;
+    return undefined;
   }
 
   /** Host frame backing `gfn` (which must be in a slot). */
   private pfnOf(gfn: number): number {
     const s = this.slotOf(gfn)!;
-    return s.hostBase + (gfn - s.m.baseGfn);
+    return s.hostBase + (gfn - s.baseGfn);
   }
 
   private slotById(id: number): SlotState | undefined {
-    const i = slotIndexById(this.config, id);
-    return i < 0 ? undefined : this.slots[i];
+    return this.slots.find((s) => s.id === id);
+  }
+
+  /** Faults in a slot are "logging" ones only when it has a bitmap and is writable (arm64 memslot_is_logging). */
+  private loggingFaults(s: SlotState): boolean {
+    return s.logging && !s.readonly;
   }
 
   private blockStart(gfn: number): number {
@@ -160,7 +183,7 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   private access(gfn: number, write: boolean, value: number): Result {
     const s = this.slotOf(gfn);
     if (!s) return MMIO;
-    if (write && s.m.readonly) return MMIO;
+    if (write && s.readonly) return MMIO;
     if (!this.tlbHit(gfn, write)) {
       const cur = this.map.get(gfn);
       if (!cur || (write && !cur.writable)) this.fault(s, gfn, write);
@@ -202,7 +225,7 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   private fault(s: SlotState, gfn: number, write: boolean): void {
     this.faults++;
     const bp = this.config.blockPages;
-    if (s.logging) {
+    if (this.loggingFaults(s)) {
       if (this.map.get(gfn)?.block) {
         this.dropBlock(this.blockStart(gfn));
         this.flushIpa(this.blockStart(gfn));
@@ -211,8 +234,8 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
       if (write) s.dirty.add(gfn);
       return;
     }
-    const writable = !s.m.readonly;
-    if (blockEligible(s.m, gfn, bp)) {
+    const writable = !s.readonly;
+    if (blockEligible(s, gfn, bp)) {
       const start = this.blockStart(gfn);
       // Whatever was there goes first: a block is flushed once, pages one by one.
       if (this.map.get(start)?.block) this.flushIpa(start);
@@ -236,40 +259,124 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
     return true;
   }
 
-  private enable(id: number): Result {
-    const s = this.slotById(id);
-    if (!s || s.m.readonly) return EINVAL;
-    if (s.logging) return OK;
+  /**
+   * KVM_MEM_LOG_DIRTY_PAGES turned on (kvm_prepare_memory_region allocates
+   * the bitmap, all ones with KVM_DIRTY_LOG_INITIALLY_SET; arm64
+   * kvm_arch_commit_memory_region write-protects the slot and flushes,
+   * except with INITIALLY_SET, where protection comes chunk by chunk with
+   * the CLEARs).
+   */
+  private startLogging(s: SlotState): void {
     s.logging = true;
     s.dirty.clear();
     s.written.clear();
     s.initial.clear();
-    const { baseGfn, npages } = s.m;
+    const { baseGfn, npages } = s;
     if (this.config.initiallySet) {
       for (let g = baseGfn; g < baseGfn + npages; g++) {
         s.dirty.add(g);
         s.initial.add(g);
       }
+      return;
     }
     for (const [g, mp] of this.map) if (g >= baseGfn && g < baseGfn + npages) mp.writable = false;
     this.flushAll();
-    return OK;
+  }
+
+  private stopLogging(s: SlotState): void {
+    s.logging = false;
+    s.dirty.clear();
+    s.written.clear();
+    s.initial.clear();
+  }
+
+  /** The shorthand: the slot's own region again with KVM_MEM_LOG_DIRTY_PAGES set. */
+  private enable(id: number): Result {
+    const s = this.slotById(id);
+    if (!s) return EINVAL;
+    return this.setRegion(id, s.baseGfn, s.npages, true, s.readonly, undefined);
   }
 
   private disable(id: number): Result {
     const s = this.slotById(id);
     if (!s) return EINVAL;
-    s.logging = false;
-    s.dirty.clear();
-    s.written.clear();
-    s.initial.clear();
+    return this.setRegion(id, s.baseGfn, s.npages, false, s.readonly, undefined);
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION, with upstream's checks in upstream's order
+   * (kvm_vm_ioctl_set_memory_region, __kvm_set_memory_region, arm64
+   * kvm_arch_prepare_memory_region).
+   */
+  private setRegion(id: number, baseGfn: number, npages: number, logDirty: boolean, readonly: boolean | undefined, backing: Backing | undefined): Result {
+    // `readonly` absent is the flag clear, as in the ioctl's flags word.
+    if (id >= this.config.userMemSlots) return EINVAL;
+    if (npages > KVM_MEM_MAX_NR_PAGES) return EINVAL;
+    const old = this.slotById(id);
+    if (npages === 0) {
+      if (!old) return EINVAL;
+      this.dropRange(old.baseGfn, old.npages, true);
+      this.slots = this.slots.filter((x) => x !== old);
+      return OK;
+    }
+    const ro = readonly ?? false;
+    if (old) {
+      // A different size, KVM_MEM_READONLY flipped, or other host memory (a
+      // different userspace_addr, which `backing` stands for): EINVAL.
+      if (npages !== old.npages || ro !== old.readonly || (backing !== undefined && backing !== old.backing)) return EINVAL;
+    }
+    const move = old !== undefined && baseGfn !== old.baseGfn;
+    if (!old || move) {
+      for (const o of this.slots) if (o !== old && baseGfn < o.baseGfn + o.npages && o.baseGfn < baseGfn + npages) return EEXIST;
+      if (baseGfn + npages > MAX_GFN_END) return EFAULT;
+    }
+    if (!old) {
+      const hostBase = nextHostBase(this.hostNext, baseGfn, this.config.blockPages);
+      this.hostNext = hostBase + npages;
+      const s = this.newSlot(id, baseGfn, npages, backing ?? 'thp', ro, hostBase);
+      this.slots.push(s);
+      this.slots.sort((a, b) => a.id - b.id);
+      if (logDirty) this.startLogging(s);
+      return OK;
+    }
+    if (move) {
+      // kvm_invalidate_memslot: the old range is unmapped and flushed; the
+      // memory (same userspace_addr) and the bitmap go with the slot.
+      this.dropRange(old.baseGfn, old.npages, false);
+      const delta = baseGfn - old.baseGfn;
+      const moved = new Map<number, number>();
+      for (const [g, v] of this.mem) if (g >= old.baseGfn && g < old.baseGfn + old.npages) moved.set(g + delta, v);
+      for (const g of [...this.mem.keys()]) if (g >= old.baseGfn && g < old.baseGfn + old.npages) this.mem.delete(g);
+      for (const [g, v] of moved) this.mem.set(g, v);
+      this.memKeys = null;
+      for (const set of [old.dirty, old.written, old.initial]) {
+        const members = set.sorted();
+        set.clear();
+        for (const g of members) set.add(g + delta);
+      }
+      old.baseGfn = baseGfn;
+    }
+    if (logDirty && !old.logging) this.startLogging(old);
+    else if (!logDirty && old.logging) this.stopLogging(old);
     return OK;
   }
 
+  /** Unmap a slot's range (kvm_arch_flush_shadow_memslot); on delete the ghost memory of it goes too. */
+  private dropRange(baseGfn: number, npages: number, forget: boolean): void {
+    this.unmap(baseGfn, npages);
+    if (!forget) return;
+    for (const g of [...this.mem.keys()]) {
+      if (g >= baseGfn && g < baseGfn + npages) {
+        this.mem.delete(g);
+        this.memKeys = null;
+      }
+    }
+  }
+
   private getLog(id: number): Result {
+    if (id >= this.config.userMemSlots) return EINVAL;
     const s = this.slotById(id);
-    if (!s) return EINVAL;
-    if (!s.logging) return ENOENT;
+    if (!s || !s.logging) return ENOENT;
     const dirty = s.dirty.sorted();
     if (!this.config.manualProtect) {
       let flush = false;
@@ -284,15 +391,20 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
     return { ok: true, dirty };
   }
 
-  private clearLog(id: number, first: number, num: number): Result {
+  private clearLog(id: number, first: number, num: number, bits: readonly number[] | undefined): Result {
+    // The order of kvm_clear_dirty_log_protect: slot id range, alignment of first, slot and bitmap, range.
+    if (id >= this.config.userMemSlots || first % DIRTY_LOG_GRANULE !== 0) return EINVAL;
     const s = this.slotById(id);
-    // The order of kvm_clear_dirty_log_protect: slot id, alignment of first, bitmap, range.
-    if (!s || first % DIRTY_LOG_GRANULE !== 0) return EINVAL;
-    if (!s.logging) return ENOENT;
-    if (!clearRangeValid(s.m.npages, first, num)) return EINVAL;
-    const lo = s.m.baseGfn + first;
+    if (!s || !s.logging) return ENOENT;
+    if (!clearRangeValid(s.npages, first, num)) return EINVAL;
+    const lo = s.baseGfn + first;
+    const passed = new Set<number>();
+    if (bits === undefined) for (let g = lo; g < lo + num; g++) passed.add(g);
+    else for (const b of bits) if (b < num) passed.add(lo + b);
+    s.kept = s.dirty.sorted().filter((g) => !passed.has(g));
+    this.anyKept = true;
     let flush = false;
-    for (let g = lo; g < lo + num; g++) {
+    for (const g of passed) {
       if (s.dirty.delete(g) && this.writeProtect(g)) flush = true;
       s.written.delete(g);
       s.initial.delete(g);
@@ -325,11 +437,15 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
 
   view(): View {
     const slots: SlotView[] = this.slots.map((s) => ({
-      id: s.m.id,
+      id: s.id,
+      baseGfn: s.baseGfn,
+      npages: s.npages,
+      readonly: s.readonly,
       logging: s.logging,
       dirty: s.dirty.sorted(),
       written: s.written.sorted(),
       initial: s.initial.sorted(),
+      kept: s.kept.slice(),
     }));
     const mappings: MappingView[] = [];
     const bp = this.config.blockPages;
@@ -361,7 +477,7 @@ export class Stage2DirtyModel implements System<Op, Result, View> {
   fingerprint(): string {
     const v = this.view();
     const parts: string[] = [];
-    for (const s of v.slots) parts.push(`s${s.id}:${s.logging ? 1 : 0}:${s.dirty.join(',')}:${s.written.join(',')}:${s.initial.join(',')}`);
+    for (const s of v.slots) parts.push(`s${s.id}@${s.baseGfn}+${s.npages}:${s.logging ? 1 : 0}:${s.dirty.join(',')}:${s.written.join(',')}:${s.initial.join(',')}:${s.kept.join(',')}`);
     parts.push('m' + v.mappings.map((m) => `${m.gfn}${m.writable ? 'w' : 'r'}${m.size === '2m' ? 'b' : 'p'}`).join(','));
     parts.push('v' + v.memory.map((m) => `${m.gfn}=${m.expected}`).join(','));
     parts.push('t' + v.tlb.map((e) => `${e.gfn}${e.npages > 1 ? 'b' : 'p'}${e.writable ? 'w' : 'r'}`).join(','));

@@ -4,7 +4,7 @@
  */
 import type { Mutant } from '../../harness/domain';
 import { blockEligible } from '../../spec/stage2-dirty/config';
-import type { Config, Op, Result, View } from '../../spec/stage2-dirty/types';
+import { EINVAL, type Backing, type Config, type Op, type Result, type View } from '../../spec/stage2-dirty/types';
 import { KVM_S2_FLAG_LOGGING_ACTIVE, Stage2DirtyImpl, type KvmMemslot } from '../../impl/stage2-dirty/impl';
 
 type M = Mutant<Config, Op, Result, View>;
@@ -157,6 +157,66 @@ export class PageAtThpHead extends Stage2DirtyImpl {
   }
 }
 
+/**
+ * The old spec's errno: KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG on a free
+ * slot id below KVM_USER_MEM_SLOTS answered EINVAL. Upstream
+ * (kvm_get_dirty_log_protect, kvm_clear_dirty_log_protect) answers EINVAL
+ * only for an id at or above the limit; a free id is `!memslot` -> ENOENT.
+ */
+export class FreeSlotEinval extends Stage2DirtyImpl {
+  protected override freeSlotAnswer(slot: KvmMemslot | undefined): Result {
+    return slot === undefined ? EINVAL : super.freeSlotAnswer(slot);
+  }
+}
+
+/**
+ * KVM_CLEAR_DIRTY_LOG that ignores the user bitmap and clears every page of
+ * the range: a page dirtied between the GET and the CLEAR of a migration
+ * round loses its bit and is never copied again (upstream clears only
+ * `mask &= atomic_long_fetch_andnot(mask, p)`, the bits the caller passed).
+ */
+export class ClearIgnoresBitmap extends Stage2DirtyImpl {
+  protected override clearedBits(_user: number, log: number, rangeMask: number): number {
+    return rangeMask & log;
+  }
+}
+
+/**
+ * The old spec's rule: KVM_MEM_LOG_DIRTY_PAGES refused on a read-only slot.
+ * Upstream check_memory_region_flags accepts both flags together (arm64
+ * page_fault_test.c creates such slots).
+ */
+export class ReadonlyRefusesLogging extends Stage2DirtyImpl {
+  protected override setUserMemoryRegion(id: number, baseGfn: number, npages: number, logDirty: boolean, readonly: boolean, backing: Backing | undefined): Result {
+    if (logDirty && readonly) return EINVAL;
+    return super.setUserMemoryRegion(id, baseGfn, npages, logDirty, readonly, backing);
+  }
+}
+
+/**
+ * Lazy write-protection taken for the default mode: logging enabled without
+ * KVM_DIRTY_LOG_INITIALLY_SET but the slot not write-protected (arm64
+ * kvm_arch_commit_memory_region skips kvm_mmu_wp_memory_region only when
+ * kvm_dirty_log_manual_protect_and_init_set). Writes through the old
+ * writable mappings are never logged.
+ */
+export class LazyProtectWithoutInitiallySet extends Stage2DirtyImpl {
+  protected override protectLazily(): boolean {
+    return true;
+  }
+}
+
+/**
+ * A deleted or moved memslot whose range is not unmapped
+ * (kvm_arch_flush_shadow_memslot skipped): stage 2 still translates the old
+ * guest frames to the slot's host memory.
+ */
+export class MemslotChangeKeepsMappings extends Stage2DirtyImpl {
+  protected override flushShadowMemslot(_slot: KvmMemslot): void {
+    /* the bug: nothing */
+  }
+}
+
 export const mutants: readonly M[] = [
   {
     id: 'no-flush-after-dissolve',
@@ -234,5 +294,40 @@ export const mutants: readonly M[] = [
     source: `${SEED}, user_mem_abort: transparent_hugepage_adjust must not run while logging ("!hugetlb && !force_pte && !logging_active"); its pfn alignment applied to a 4 KiB mapping`,
     expectedToViolate: ['memory-intact'],
     create: (c) => new PageAtThpHead(c),
+  },
+  {
+    id: 'free-slot-einval',
+    title: 'getDirtyLog / clearDirtyLog on a free slot id answer EINVAL instead of ENOENT',
+    source: 'virt/kvm/kvm_main.c kvm_get_dirty_log_protect / kvm_clear_dirty_log_protect ("if (!memslot || !memslot->dirty_bitmap) return -ENOENT"); live kernel: free id 5 answered ENOENT',
+    expectedToViolate: ['result-mismatch'],
+    create: (c) => new FreeSlotEinval(c),
+  },
+  {
+    id: 'clear-ignores-bitmap',
+    title: 'clearDirtyLog clears every page of the range whatever the user bitmap says',
+    source: 'virt/kvm/kvm_main.c kvm_clear_dirty_log_protect ("mask &= atomic_long_fetch_andnot(mask, p)")',
+    expectedToViolate: ['clear-keeps-unpassed-bits'],
+    create: (c) => new ClearIgnoresBitmap(c),
+  },
+  {
+    id: 'readonly-refuses-logging',
+    title: 'KVM_MEM_LOG_DIRTY_PAGES refused on a read-only slot',
+    source: 'virt/kvm/kvm_main.c check_memory_region_flags (LOG_DIRTY_PAGES and READONLY are both valid flags); tools/testing/selftests/kvm/arm64/page_fault_test.c (RO + LOG_DIRTY_PAGES slots); live kernel: accepted',
+    expectedToViolate: ['result-mismatch'],
+    create: (c) => new ReadonlyRefusesLogging(c),
+  },
+  {
+    id: 'lazy-protect-without-initially-set',
+    title: 'logging enabled without INITIALLY_SET but the slot not write-protected',
+    source: 'arch/arm64/kvm/mmu.c kvm_arch_commit_memory_region (returns early only for kvm_dirty_log_manual_protect_and_init_set; otherwise kvm_mmu_wp_memory_region)',
+    expectedToViolate: ['writable-implies-dirty', 'no-block-while-logging'],
+    create: (c) => new LazyProtectWithoutInitiallySet(c),
+  },
+  {
+    id: 'memslot-change-keeps-mappings',
+    title: 'a deleted or moved memslot keeps its stage-2 mappings',
+    source: 'virt/kvm/kvm_main.c kvm_invalidate_memslot -> kvm_arch_flush_shadow_memslot (arch/arm64/kvm/mmu.c: kvm_stage2_unmap_range over the slot)',
+    expectedToViolate: ['view-mismatch'],
+    create: (c) => new MemslotChangeKeepsMappings(c),
   },
 ];

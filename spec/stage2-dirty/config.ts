@@ -9,10 +9,15 @@ import {
   ConfigInput,
   DEFAULT_BLOCK_PAGES,
   DEFAULT_MEMSLOT,
+  DEFAULT_USER_MEM_SLOTS,
+  KVM_MEM_MAX_NR_PAGES,
   MAX_GFN_END,
   MAX_ROOT_ENTRIES,
+  MAX_SLOT_PAGES,
+  type Backing,
   type Config,
   type Memslot,
+  type Op,
 } from './types';
 
 /**
@@ -53,9 +58,11 @@ export function resolveConfig(input: unknown): Resolved<Config> {
     backing: m.backing ?? 'thp',
     readonly: m.readonly ?? false,
   }));
+  const userMemSlots = v.userMemSlots ?? DEFAULT_USER_MEM_SLOTS;
   const ids = new Map<number, number>();
   memslots.forEach((m, i) => {
     const at = `$.config.memslots[${i}]`;
+    if (m.id >= userMemSlots) errors.push({ path: `${at}.id`, message: `memslot id ${m.id} is not below userMemSlots (${userMemSlots}, KVM_USER_MEM_SLOTS)` });
     const prev = ids.get(m.id);
     if (prev !== undefined) errors.push({ path: `${at}.id`, message: `memslot id ${m.id} is already used by memslots[${prev}]` });
     else ids.set(m.id, i);
@@ -84,7 +91,7 @@ export function resolveConfig(input: unknown): Resolved<Config> {
     }
   }
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: { memslots, blockPages, manualProtect, initiallySet } };
+  return { ok: true, value: { memslots, blockPages, manualProtect, initiallySet, userMemSlots } };
 }
 
 /** The input that reproduces a config (every field spelled out). */
@@ -94,6 +101,7 @@ export function encodeConfig(c: Config): Json {
     blockPages: c.blockPages,
     manualProtect: c.manualProtect,
     initiallySet: c.initiallySet,
+    userMemSlots: c.userMemSlots,
   };
 }
 
@@ -105,15 +113,33 @@ export function encodeConfig(c: Config): Json {
  * pages where aligned"). Returns the host frame of each slot's first page.
  */
 export function hostBases(c: Config): number[] {
-  const bp = c.blockPages;
   const out: number[] = [];
   let next = 0;
   for (const m of c.memslots) {
-    const base = Math.ceil(next / bp) * bp + (m.baseGfn % bp);
+    const base = nextHostBase(next, m.baseGfn, c.blockPages);
     out.push(base);
     next = base + m.npages;
   }
   return out;
+}
+
+/**
+ * Host frame for a slot created when host frames below `next` are taken:
+ * the first frame at or after `next` congruent to `baseGfn` modulo
+ * `blockPages`. A slot created at run time gets fresh host memory (new
+ * frames, all zero), the way user space mmaps a new region for it.
+ */
+export function nextHostBase(next: number, baseGfn: number, bp: number): number {
+  return Math.ceil(next / bp) * bp + (baseGfn % bp);
+}
+
+/**
+ * Pages the stage-2 root can reach: MAX_ROOT_ENTRIES level-2 tables of
+ * `bp * bp` pages each. A modelling limit below the 48-bit IPA space for
+ * small blocks; `validateOp` refuses a region that would end beyond it.
+ */
+export function rootReach(bp: number): number {
+  return Math.min(MAX_GFN_END, MAX_ROOT_ENTRIES * bp * bp);
 }
 
 /** Index (in `memslots`) of the slot holding `gfn`, or -1. */
@@ -140,10 +166,61 @@ export function slotIndexById(c: Config, id: number): number {
  * is the static half of the rule; the other half is "and the slot is not
  * being logged" (seed 002, user_mem_abort: `!logging_active`).
  */
-export function blockEligible(m: Memslot, gfn: number, blockPages: number): boolean {
+export function blockEligible(m: SlotGeom, gfn: number, blockPages: number): boolean {
   if (m.backing === '4k') return false;
+  // fault_supports_stage2_huge_mapping: the guest and host offsets inside a
+  // block must agree. Always so for a slot where it was created; a moved
+  // slot keeps its host memory and may lose it.
+  if ((m.hostBase - m.baseGfn) % blockPages !== 0) return false;
   const start = gfn - (gfn % blockPages);
   return start >= m.baseGfn && start + blockPages <= m.baseGfn + m.npages;
+}
+
+/** What blockEligible needs to know of a slot: where it is, its backing, its host frames. */
+export interface SlotGeom {
+  readonly baseGfn: number;
+  readonly npages: number;
+  readonly backing: Backing;
+  readonly hostBase: number;
+}
+
+/**
+ * Op arguments the page gives no result for (a case file naming one is
+ * invalid, exit 2):
+ * - clearDirtyLog `bits` must be strictly increasing and each below `num`
+ *   (the user bitmap covers the `num` pages of the range);
+ * - setUserMemoryRegion with more than MAX_SLOT_PAGES pages (up to
+ *   KVM_MEM_MAX_NR_PAGES, which upstream accepts) or ending beyond the
+ *   root's reach inside the IPA space: the model does not go that far.
+ */
+export function validateOp(op: Op, config: Config): InputError[] {
+  const errors: InputError[] = [];
+  if (op.op === 'clearDirtyLog' && op.args.bits !== undefined) {
+    const { bits, num } = op.args;
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!;
+      if (b >= num) {
+        errors.push({ path: `$.args.bits[${i}]`, message: `bit ${b} is outside the ${num} pages of the range (bit i stands for page first + i)` });
+        break;
+      }
+      if (i > 0 && b <= bits[i - 1]!) {
+        errors.push({ path: `$.args.bits[${i}]`, message: `bits must be strictly increasing (${bits[i - 1]} then ${b})` });
+        break;
+      }
+    }
+  }
+  if (op.op === 'setUserMemoryRegion') {
+    const { npages, baseGfn } = op.args;
+    if (npages > MAX_SLOT_PAGES && npages <= KVM_MEM_MAX_NR_PAGES) {
+      errors.push({ path: '$.args.npages', message: `${npages} pages: hvspec models slots of at most ${MAX_SLOT_PAGES} pages (upstream takes up to ${KVM_MEM_MAX_NR_PAGES})` });
+    } else if (npages <= MAX_SLOT_PAGES && baseGfn + npages > rootReach(config.blockPages) && baseGfn + npages <= MAX_GFN_END) {
+      errors.push({
+        path: '$.args.baseGfn',
+        message: `the region ends at gfn ${baseGfn + npages}: with blockPages ${config.blockPages} the modelled stage-2 root reaches gfn ${rootReach(config.blockPages)}`,
+      });
+    }
+  }
+  return errors;
 }
 
 /**

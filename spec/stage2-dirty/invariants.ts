@@ -8,21 +8,19 @@
  * tools/testing/selftests/kvm/dirty_log_test.c (vm_dirty_log_verify).
  */
 import type { Invariant } from '../../harness/domain';
-import { slotIndexOf } from './config';
 import type { Config, MappingView, SlotView, View } from './types';
 
 type Inv = Invariant<Config, View>;
 
 const SEED = 'seed 002_2e4baad6e04960f3.txt';
 
-/** Slots of the View by config index, only the logged ones (others undefined). */
-function loggedSlots(view: View, config: Config): (SlotView | undefined)[] {
-  const out: (SlotView | undefined)[] = new Array(config.memslots.length);
-  for (const s of view.slots) {
-    if (!s.logging) continue;
-    for (let i = 0; i < config.memslots.length; i++) if (config.memslots[i]!.id === s.id) out[i] = s;
-  }
-  return out;
+/**
+ * The logged slot (bitmap present, not read-only: arm64 memslot_is_logging)
+ * holding `gfn`, if any. Slots are few; a linear scan of the View's slots.
+ */
+function loggedSlotAt(view: View, gfn: number): SlotView | undefined {
+  for (const s of view.slots) if (s.logging && !s.readonly && gfn >= s.baseGfn && gfn < s.baseGfn + s.npages) return s;
+  return undefined;
 }
 
 /** Whether sorted `arr` contains `x` (binary search). */
@@ -130,82 +128,85 @@ export const dirtyExact: Inv = {
 
 export const writableImpliesDirty: Inv = {
   id: 'writable-implies-dirty',
-  title: 'a writable translation of a logged page is a 4 KiB one whose bit is set',
+  title: 'a writable translation of a logged page exists only while its bit is set',
   statement:
-    'While a slot is logged, any writable translation of one of its pages, a stage-2 entry or a TLB entry, covers only that page and exists only if the page\'s dirty bit is set: the next write to a clean page must fault.',
-  source: `${SEED}, user_mem_abort (huge pages disabled while logging, write faults mark the page); api.rst KVM_CLEAR_DIRTY_LOG ("dirty tracking is re-enabled for that page (for example via write-protection ...)")`,
+    'While a slot is logged, any writable translation of one of its pages, a stage-2 entry or a TLB entry, exists only if the page\'s dirty bit is set: the next write to a clean page must fault. Without KVM_DIRTY_LOG_INITIALLY_SET it also covers only that page (no writable block).',
+  source: `${SEED}, user_mem_abort (huge pages disabled while logging, write faults mark the page); api.rst KVM_CLEAR_DIRTY_LOG ("dirty tracking is re-enabled for that page (for example via write-protection ...)"); arm64 kvm_arch_commit_memory_region (with INITIALLY_SET, protection comes with each CLEAR)`,
   check(view, config) {
     if (!anyLogged(view)) return null;
-    const logged = loggedSlots(view, config);
-    const loggedAt = (gfn: number): number => {
-      const i = slotIndexOf(config, gfn);
-      return i >= 0 && logged[i] ? i : -1;
-    };
     for (const m of view.mappings) {
       if (!m.writable) continue;
-      if (m.size !== '4k') {
-        for (let p = m.gfn; p < m.gfn + config.blockPages; p++) {
-          const i = loggedAt(p);
-          if (i >= 0) return `page gfn ${p} of logged memslot ${logged[i]!.id} is covered by a writable 2m block mapping at gfn ${m.gfn}`;
-        }
-        continue;
+      const n = leafPages(m, config);
+      for (let p = m.gfn; p < m.gfn + n; p++) {
+        const s = loggedSlotAt(view, p);
+        if (!s) continue;
+        if (n > 1 && !config.initiallySet) return `page gfn ${p} of logged memslot ${s.id} is covered by a writable 2m block mapping at gfn ${m.gfn}`;
+        if (!sortedHas(s.dirty, p)) return `page gfn ${p} of logged memslot ${s.id} is mapped writable at stage 2 but its dirty bit is clear`;
       }
-      const i = loggedAt(m.gfn);
-      if (i < 0) continue;
-      if (!sortedHas(logged[i]!.dirty, m.gfn)) return `page gfn ${m.gfn} of logged memslot ${logged[i]!.id} is mapped writable at stage 2 but its dirty bit is clear`;
     }
     for (const e of view.tlb) {
       if (!e.writable) continue;
       for (let p = e.gfn; p < e.gfn + e.npages; p++) {
-        const i = loggedAt(p);
-        if (i < 0) continue;
-        if (e.npages > 1) return `a writable TLB entry for the block at gfn ${e.gfn} covers page gfn ${p} of logged memslot ${logged[i]!.id}`;
-        if (!sortedHas(logged[i]!.dirty, p)) return `the TLB holds a writable translation of page gfn ${p} of logged memslot ${logged[i]!.id} whose dirty bit is clear`;
+        const s = loggedSlotAt(view, p);
+        if (!s) continue;
+        if (e.npages > 1 && !config.initiallySet) return `a writable TLB entry for the block at gfn ${e.gfn} covers page gfn ${p} of logged memslot ${s.id}`;
+        if (!sortedHas(s.dirty, p)) return `the TLB holds a writable translation of page gfn ${p} of logged memslot ${s.id} whose dirty bit is clear`;
       }
     }
     return null;
   },
-  exercised(view, config) {
+  exercised(view) {
     if (!anyLogged(view)) return false;
-    const logged = loggedSlots(view, config);
-    for (const m of view.mappings) {
-      if (!m.writable) continue;
-      const i = slotIndexOf(config, m.gfn);
-      if (i >= 0 && logged[i]) return true;
-    }
+    for (const m of view.mappings) if (m.writable && loggedSlotAt(view, m.gfn)) return true;
     return false;
   },
 };
 
 export const noBlockWhileLogging: Inv = {
   id: 'no-block-while-logging',
-  title: 'no writable block over a logged page, no block installed while logging',
+  title: 'no block installed while logging; a writable block over a logged page only while its bits are set (INITIALLY_SET)',
   statement:
-    'No block mapping that covers a page of a logged slot is writable, and faults in a logged slot install no block mappings (they map 4 KiB pages and dissolve a block met on the way).',
-  source: `${SEED}, user_mem_abort: "is_vm_hugetlb_page(vma) && !logging_active" and "!hugetlb && !force_pte && !logging_active" before transparent_hugepage_adjust; stage2_set_pte: "While dirty memory logging, clear PMD entry for huge page and split into smaller pages"`,
+    'Faults in a logged, writable slot install no block mappings (they map 4 KiB pages and dissolve a block met on the way). No block mapping that covers a page of a logged slot is writable, except with KVM_DIRTY_LOG_INITIALLY_SET, where arm64 does not write-protect at enable: there a writable block may stay only while every logged page under it still has its bit set.',
+  source: `${SEED}, user_mem_abort: "is_vm_hugetlb_page(vma) && !logging_active" and "!hugetlb && !force_pte && !logging_active" before transparent_hugepage_adjust; stage2_set_pte: "While dirty memory logging, clear PMD entry for huge page and split into smaller pages"; arm64 kvm_arch_commit_memory_region returns early when kvm_dirty_log_manual_protect_and_init_set`,
   check(view, config) {
     if (view.blocksWhileLogging > 0) {
       return `${view.blocksWhileLogging} block mapping(s) were installed by faults in a logged memslot`;
     }
     if (!anyLogged(view)) return null;
-    const logged = loggedSlots(view, config);
     for (const m of view.mappings) {
       if (m.size !== '2m' || !m.writable) continue;
       for (let p = m.gfn; p < m.gfn + config.blockPages; p++) {
-        const i = slotIndexOf(config, p);
-        if (i >= 0 && logged[i]) return `page gfn ${p} of logged memslot ${logged[i]!.id} lies under the writable block mapping at gfn ${m.gfn}`;
+        const s = loggedSlotAt(view, p);
+        if (!s) continue;
+        if (!config.initiallySet) return `page gfn ${p} of logged memslot ${s.id} lies under the writable block mapping at gfn ${m.gfn}`;
+        if (!sortedHas(s.dirty, p)) return `page gfn ${p} of logged memslot ${s.id} lies under the writable block mapping at gfn ${m.gfn} although its dirty bit was cleared`;
       }
     }
     return null;
   },
-  exercised(view, config) {
+  exercised(view) {
     if (!anyLogged(view)) return false;
-    const logged = loggedSlots(view, config);
-    for (const m of view.mappings) {
-      if (m.size !== '2m') continue;
-      const i = slotIndexOf(config, m.gfn);
-      if (i >= 0 && logged[i]) return true;
+    for (const m of view.mappings) if (m.size === '2m' && loggedSlotAt(view, m.gfn)) return true;
+    return false;
+  },
+};
+
+export const clearKeepsUnpassedBits: Inv = {
+  id: 'clear-keeps-unpassed-bits',
+  title: 'KVM_CLEAR_DIRTY_LOG clears only the bits the caller passed',
+  statement:
+    'Right after a clearDirtyLog, every page whose bit was set before it and that the caller did not pass in its bitmap (or that lies outside its range) still has its bit set: a page dirtied between the GET and the CLEAR of a migration round is not lost.',
+  source: 'virt/kvm/kvm_main.c kvm_clear_dirty_log_protect ("mask &= atomic_long_fetch_andnot(mask, p)": only bits set in the user bitmap are cleared); api.rst KVM_CLEAR_DIRTY_LOG',
+  check(view) {
+    for (const s of view.slots) {
+      if (s.kept.length === 0) continue;
+      const g = firstMissing(s.kept, s.dirty);
+      if (g >= 0) return `page gfn ${g} of memslot ${s.id} lost its dirty bit in a clearDirtyLog whose bitmap did not pass it`;
     }
+    return null;
+  },
+  exercised(view) {
+    for (const s of view.slots) if (s.kept.length > 0) return true;
     return false;
   },
 };
@@ -287,6 +288,7 @@ export const memoryIntact: Inv = {
  * such.
  */
 export const invariants: readonly Inv[] = [
+  clearKeepsUnpassedBits,
   dirtyComplete,
   dirtyExact,
   noBlockWhileLogging,

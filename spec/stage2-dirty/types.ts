@@ -18,8 +18,19 @@ export type Backing = t.TypeOf<typeof Backing>;
 export const MapSize = oneOf(['4k', '2m'] as const, '"4k" | "2m"');
 export type MapSize = t.TypeOf<typeof MapSize>;
 
-/** Largest memslot id (KVM_USER_MEM_SLOTS is 32764 upstream; the id is a u16). */
+/**
+ * KVM_USER_MEM_SLOTS on arm64: include/linux/kvm_host.h defines it as
+ * KVM_MEM_SLOTS_NUM (SHRT_MAX = 32767) minus KVM_INTERNAL_MEM_SLOTS, and
+ * arm64 defines no internal slots, so ids 0..32766 are user ids. x86 keeps 3
+ * internal slots (arch/x86/include/asm/kvm_host.h), so its limit is 32764
+ * (KVM_CAP_NR_MEMSLOTS answered 32764 on this project's x86 host). The
+ * config field `userMemSlots` carries the limit; this is its default.
+ */
+export const DEFAULT_USER_MEM_SLOTS = 32767;
+/** Largest memslot id a config may name (the id is a u16 below SHRT_MAX). */
 export const MAX_SLOT_ID = 32767;
+/** KVM_MEM_MAX_NR_PAGES: a region of more pages is EINVAL (include/linux/kvm_host.h, (1UL << 31) - 1). */
+export const KVM_MEM_MAX_NR_PAGES = 2 ** 31 - 1;
 /** 48-bit IPA space: 2^36 guest frames. */
 export const MAX_GFN_END = 2 ** 36;
 /** A memslot of at most 64 GiB, so host frames stay addressable and sparse. */
@@ -46,6 +57,7 @@ export const ConfigInput = strict(
     blockPages: intRange(2, 512, 'power of two in [2, 512]'),
     manualProtect: t.boolean,
     initiallySet: t.boolean,
+    userMemSlots: intRange(1, MAX_SLOT_ID, `integer in [1, ${MAX_SLOT_ID}]`),
   },
   'stage2-dirty config',
 );
@@ -60,6 +72,7 @@ export interface Memslot {
 }
 
 export interface Config {
+  /** The memslots present when the VM starts; setUserMemoryRegion changes them at run time. */
   readonly memslots: readonly Memslot[];
   /** Pages per level-2 block (512 on arm64 with 4 KiB granule: 2 MiB). */
   readonly blockPages: number;
@@ -67,6 +80,8 @@ export interface Config {
   readonly manualProtect: boolean;
   /** KVM_DIRTY_LOG_INITIALLY_SET: the bitmap starts all ones when logging is enabled. */
   readonly initiallySet: boolean;
+  /** KVM_USER_MEM_SLOTS: a slot id at or above it is EINVAL in every memslot and dirty-log ioctl. */
+  readonly userMemSlots: number;
 }
 
 export const DEFAULT_MEMSLOT: Memslot = { id: 0, baseGfn: 0, npages: 1024, backing: 'thp', readonly: false };
@@ -90,8 +105,21 @@ export const opArgs = {
   disableDirtyLog: SlotArgs,
   /** KVM_GET_DIRTY_LOG. */
   getDirtyLog: SlotArgs,
-  /** KVM_CLEAR_DIRTY_LOG of pages `first .. first+num-1` (offsets in the slot). */
-  clearDirtyLog: strict({ slot: Nat, first: Nat, num: Nat }),
+  /**
+   * KVM_CLEAR_DIRTY_LOG of pages `first .. first+num-1` (offsets in the
+   * slot). `bits` is the user bitmap as a sorted list of bit indices, bit
+   * `i` standing for slot page `first + i`; absent means all `num` bits set.
+   */
+  clearDirtyLog: strict({ slot: Nat, first: Nat, num: Nat }, { bits: t.array(Nat, 'sorted array of bit indices') }),
+  /**
+   * KVM_SET_USER_MEMORY_REGION: create (a free id), delete (`npages` 0),
+   * change KVM_MEM_LOG_DIRTY_PAGES, or move (same id, same size, new base).
+   * `backing` stands for the host memory behind `userspace_addr`.
+   */
+  setUserMemoryRegion: strict(
+    { slot: Nat, baseGfn: Nat, npages: Nat },
+    { logDirty: t.boolean, readonly: t.boolean, backing: Backing },
+  ),
   /** An MMU-notifier invalidation of guest frames `gfn .. gfn+npages-1`. */
   unmapRange: strict({ gfn: Nat, npages: Nat }),
   /** Hardware drops whatever translation it cached for `gfn`. */
@@ -107,7 +135,7 @@ export type OpName = Op['op'];
 // Results
 // ---------------------------------------------------------------------------
 
-export const Errno = oneOf(['MMIO', 'EINVAL', 'ENOENT', 'EFAULT'] as const);
+export const Errno = oneOf(['MMIO', 'EINVAL', 'ENOENT', 'EFAULT', 'EEXIST'] as const);
 export type Errno = t.TypeOf<typeof Errno>;
 
 const TrueLit = t.literal(true);
@@ -138,6 +166,7 @@ export const MMIO: Result = { ok: false, error: 'MMIO' };
 export const EINVAL: Result = { ok: false, error: 'EINVAL' };
 export const ENOENT: Result = { ok: false, error: 'ENOENT' };
 export const EFAULT: Result = { ok: false, error: 'EFAULT' };
+export const EEXIST: Result = { ok: false, error: 'EEXIST' };
 
 // ---------------------------------------------------------------------------
 // View
@@ -150,15 +179,22 @@ export const EFAULT: Result = { ok: false, error: 'EFAULT' };
  *   - `written`: pages written while the slot was logged, since the page's
  *     bit was last cleared (by a non-manual getDirtyLog, or clearDirtyLog);
  *   - `initial`: pages whose bit KVM_DIRTY_LOG_INITIALLY_SET set at enable
- *     time and that were not cleared since.
- * All three lists are sorted guest frame numbers.
+ *     time and that were not cleared since;
+ *   - `kept`: only right after a clearDirtyLog, the pages whose bit was set
+ *     before it and that the caller did not pass (they must still be set).
+ * The lists are sorted guest frame numbers. Slots are listed by id, with
+ * their current place (`baseGfn`, `npages`) and KVM_MEM_READONLY.
  */
 export const SlotView = t.type({
   id: Nat,
+  baseGfn: Nat,
+  npages: Nat,
+  readonly: t.boolean,
   logging: t.boolean,
   dirty: t.array(Nat),
   written: t.array(Nat),
   initial: t.array(Nat),
+  kept: t.array(Nat),
 });
 export type SlotView = t.TypeOf<typeof SlotView>;
 

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
-import { blockEligible, clearRangeValid, encodeConfig, hostBases, resolveConfig, slotIndexById, slotIndexOf } from '../../spec/stage2-dirty/config';
-import type { Config } from '../../spec/stage2-dirty/types';
+import { blockEligible, clearRangeValid, encodeConfig, hostBases, resolveConfig, slotIndexById, slotIndexOf, validateOp } from '../../spec/stage2-dirty/config';
+import type { Config, Op } from '../../spec/stage2-dirty/types';
 
 function ok(input: unknown): Config {
   const r = resolveConfig(input);
@@ -22,6 +22,7 @@ describe('stage2-dirty config', () => {
       blockPages: 512,
       manualProtect: false,
       initiallySet: false,
+      userMemSlots: 32767,
     });
     assert.deepEqual(ok(undefined), c);
     assert.deepEqual(ok(encodeConfig(c)), c);
@@ -79,12 +80,34 @@ describe('stage2-dirty config', () => {
   });
 
   it('allows a block only for huge-page backing and a whole aligned block inside the slot', () => {
-    const m = { id: 0, baseGfn: 3, npages: 21, backing: 'thp' as const, readonly: false };
+    const m = { baseGfn: 3, npages: 21, backing: 'thp' as const, hostBase: 11 };
     assert.equal(blockEligible(m, 3, 8), false); // block 0..7 starts before the slot
     assert.equal(blockEligible(m, 9, 8), true); // 8..15
     assert.equal(blockEligible(m, 17, 8), true); // 16..23, page 23 is the slot's last
     assert.equal(blockEligible({ ...m, npages: 20 }, 17, 8), false);
     assert.equal(blockEligible({ ...m, backing: '4k' }, 9, 8), false);
+    // A moved slot whose guest and host offsets in a block no longer agree (fault_supports_stage2_huge_mapping).
+    assert.equal(blockEligible({ ...m, hostBase: 12 }, 9, 8), false);
+  });
+
+  it('takes the KVM_USER_MEM_SLOTS of the host and refuses a slot id at or above it', () => {
+    assert.equal(ok({ userMemSlots: 32764 }).userMemSlots, 32764);
+    const e = errs({ userMemSlots: 4, memslots: [{ id: 4, baseGfn: 0, npages: 8 }] });
+    assert.ok(e[0]!.startsWith('$.config.memslots[0].id') && e[0]!.includes('userMemSlots'), e.join('\n'));
+    assert.ok(errs({ userMemSlots: 0 })[0]!.startsWith('$.config.userMemSlots'));
+  });
+
+  it('validateOp refuses unsorted or out-of-range CLEAR bits and regions beyond what is modelled', () => {
+    const c = ok({ blockPages: 8 });
+    const v = (op: Op) => validateOp(op, c).map((e) => e.path);
+    assert.deepEqual(v({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 64, bits: [1, 5, 63] } }), []);
+    assert.deepEqual(v({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 64, bits: [5, 1] } }), ['$.args.bits[1]']);
+    assert.deepEqual(v({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 64, bits: [64] } }), ['$.args.bits[0]']);
+    assert.deepEqual(v({ op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 0, npages: 2 ** 25 } }), ['$.args.npages']);
+    assert.deepEqual(v({ op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 2 ** 30, npages: 8 } }), ['$.args.baseGfn']);
+    // Answered by the page, so not refused: more than KVM_MEM_MAX_NR_PAGES (EINVAL), beyond the IPA (EFAULT).
+    assert.deepEqual(v({ op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 0, npages: 2 ** 31 } }), []);
+    assert.deepEqual(v({ op: 'setUserMemoryRegion', args: { slot: 1, baseGfn: 2 ** 36, npages: 8 } }), []);
   });
 
   it('applies the KVM_CLEAR_DIRTY_LOG 64-page rule', () => {

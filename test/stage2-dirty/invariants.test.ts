@@ -13,12 +13,12 @@ const cfgR = resolveConfig({
 if (!cfgR.ok) throw new Error('bad test config');
 const config: Config = cfgR.value;
 
-/** A consistent View: slot 0 logged, page 3 written and dirty, a read-only block at 16, a table page. */
+/** A consistent View: slot 0 logged, page 3 written and dirty (and kept by the last CLEAR), a read-only block at 16, a table page. */
 function good(): View {
   return {
     slots: [
-      { id: 0, logging: true, dirty: [3], written: [3], initial: [] },
-      { id: 1, logging: false, dirty: [], written: [], initial: [] },
+      { id: 0, baseGfn: 0, npages: 32, readonly: false, logging: true, dirty: [3], written: [3], initial: [], kept: [3] },
+      { id: 1, baseGfn: 32, npages: 16, readonly: false, logging: false, dirty: [], written: [], initial: [], kept: [] },
     ],
     mappings: [
       { gfn: 3, pfn: 3, writable: true, size: '4k' },
@@ -62,7 +62,7 @@ describe('stage2-dirty invariants on hand-built Views', () => {
       assert.equal(inv.exercised(good(), config), true, inv.id);
       assert.ok(inv.statement.length > 20 && inv.source.length > 10 && inv.title.length > 5);
     }
-    assert.equal(invariants.length, 7);
+    assert.equal(invariants.length, 8);
   });
 
   it('none is exercised by an empty View', () => {
@@ -119,6 +119,40 @@ describe('stage2-dirty invariants on hand-built Views', () => {
     const msg = byId('no-block-while-logging').check(b, config);
     assert.ok(msg?.includes('2 block'));
     assert.equal(byId('no-block-while-logging').exercised(good(), config), true);
+  });
+
+  it('clear-keeps-unpassed-bits: a bit the last CLEAR was not given is gone', () => {
+    const v = good();
+    v.slots[0]!.kept = [3, 6];
+    violates('clear-keeps-unpassed-bits', v, 'gfn 6');
+    const w = good();
+    w.slots[0]!.kept = [];
+    assert.equal(byId('clear-keeps-unpassed-bits').exercised(w, config), false);
+  });
+
+  it('with INITIALLY_SET a writable block over logged pages is allowed while every bit under it is set', () => {
+    const lazy: Config = { ...config, manualProtect: true, initiallySet: true };
+    const v = good();
+    v.mappings[1] = { gfn: 16, pfn: 16, writable: true, size: '2m' };
+    v.tlb[1] = { gfn: 16, npages: 8, pfn: 16, writable: true };
+    v.slots[0]!.dirty = [3, 16, 17, 18, 19, 20, 21, 22, 23];
+    v.slots[0]!.initial = [16, 17, 18, 19, 20, 21, 22, 23];
+    for (const id of ['no-block-while-logging', 'writable-implies-dirty', 'dirty-exact']) assert.equal(byId(id).check(v, lazy), null, id);
+    // Without INITIALLY_SET the same View is wrong.
+    assert.ok(byId('no-block-while-logging').check(v, config)?.includes('writable block'));
+    // And once one page under the block was cleared, it is wrong with INITIALLY_SET too.
+    v.slots[0]!.dirty = v.slots[0]!.dirty.filter((g) => g !== 18);
+    v.slots[0]!.initial = v.slots[0]!.initial.filter((g) => g !== 18);
+    assert.ok(byId('no-block-while-logging').check(v, lazy)?.includes('gfn 18'));
+    v.mappings[1] = { gfn: 16, pfn: 16, writable: false, size: '2m' };
+    assert.ok(byId('writable-implies-dirty').check(v, lazy)?.includes('TLB'));
+  });
+
+  it('a logged read-only slot is not a logging one for the block rules (memslot_is_logging)', () => {
+    const v = good();
+    v.slots[0]!.readonly = true;
+    v.mappings[1] = { gfn: 16, pfn: 16, writable: true, size: '2m' };
+    assert.equal(byId('no-block-while-logging').check(v, config), null);
   });
 
   it('tlb-coherent: stale, wrong-frame and over-permissive TLB entries', () => {

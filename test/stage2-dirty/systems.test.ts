@@ -16,6 +16,7 @@ function cfg(input: unknown): Config {
 const small = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 32, backing: 'thp' }], blockPages: 8 });
 
 type Sys = System<Op, Result, View>;
+const EINVAL_R = { ok: false, error: 'EINVAL' };
 const both = (c: Config): Array<[string, Sys]> => [
   ['model', createModel(c)],
   ['impl', createImpl(c)],
@@ -162,14 +163,112 @@ describe('stage2-dirty model and implementation', () => {
       assert.deepEqual(s.apply(map(99)), { ok: false, error: 'EINVAL' }, who);
       assert.deepEqual(s.apply(on(3)), { ok: false, error: 'EINVAL' }, who);
       assert.deepEqual(s.apply(off(3)), { ok: false, error: 'EINVAL' }, who);
-      assert.deepEqual(s.apply(get(3)), { ok: false, error: 'EINVAL' }, who);
+      // A free id below KVM_USER_MEM_SLOTS is ENOENT, one at or above it EINVAL (kvm_get_dirty_log_protect).
+      assert.deepEqual(s.apply(get(3)), { ok: false, error: 'ENOENT' }, who);
+      assert.deepEqual(s.apply(get(32767)), { ok: false, error: 'EINVAL' }, who);
       assert.deepEqual(s.apply(get(0)), { ok: false, error: 'ENOENT' }, who);
-      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 3, first: 0, num: 0 } }), { ok: false, error: 'EINVAL' }, who);
+      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 3, first: 0, num: 0 } }), { ok: false, error: 'ENOENT' }, who);
+      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 3, first: 1, num: 0 } }), { ok: false, error: 'EINVAL' }, who);
+      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 40000, first: 0, num: 0 } }), { ok: false, error: 'EINVAL' }, who);
       assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 0 } }), { ok: false, error: 'ENOENT' }, who);
       s.apply(on(0));
       assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 5 } }), { ok: false, error: 'EINVAL' }, who);
       assert.deepEqual(s.apply({ op: 'tlbEvict', args: { gfn: 5 } }), { ok: true }, who);
       assert.deepEqual(s.apply({ op: 'unmapRange', args: { gfn: 2 ** 40, npages: Number.MAX_SAFE_INTEGER - 2 ** 40 } }), { ok: true }, who);
+    }
+  });
+
+  const region = (slot: number, baseGfn: number, npages: number, more: Partial<{ logDirty: boolean; readonly: boolean; backing: 'thp' | '4k' | 'hugetlb' }> = {}): Op => ({
+    op: 'setUserMemoryRegion',
+    args: { slot, baseGfn, npages, ...more },
+  });
+
+  it('KVM_SET_USER_MEMORY_REGION: errnos in upstream order (as observed on the live kernel)', () => {
+    const c = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 32, backing: 'thp' }], blockPages: 8, userMemSlots: 10 });
+    for (const [who, s] of both(c)) {
+      const e = (op: Op) => s.apply(op);
+      assert.deepEqual(e(region(10, 100, 8)), EINVAL_R, who); // id at the limit
+      assert.deepEqual(e(region(3, 100, 2 ** 31)), EINVAL_R, who); // more than KVM_MEM_MAX_NR_PAGES
+      assert.deepEqual(e(region(3, 0, 0)), EINVAL_R, who); // delete a free id
+      assert.deepEqual(e(region(0, 0, 33)), EINVAL_R, who); // resize
+      assert.deepEqual(e(region(0, 0, 32, { readonly: true })), EINVAL_R, who); // KVM_MEM_READONLY flipped
+      assert.deepEqual(e(region(0, 0, 32, { backing: '4k' })), EINVAL_R, who); // other host memory
+      assert.deepEqual(e(region(0, 0, 33, { readonly: true })), EINVAL_R, who);
+      assert.deepEqual(e(region(3, 24, 16)), { ok: false, error: 'EEXIST' }, who); // overlap
+      assert.deepEqual(e(region(3, 2 ** 36 - 4, 8)), { ok: false, error: 'EFAULT' }, who); // beyond the IPA
+      assert.deepEqual(e(region(3, 32, 16, { readonly: true, logDirty: true })), { ok: true }, who); // RO + logging accepted
+      assert.deepEqual(e(region(0, 0, 32)), { ok: true }, who); // nothing to change
+      assert.deepEqual(e(region(3, 0, 0)), { ok: true }, who); // delete
+      assert.deepEqual(e(get(3)), { ok: false, error: 'ENOENT' }, who);
+      holdAll(c, s.view(), who);
+    }
+  });
+
+  it('a moved slot keeps its memory and its bitmap; a deleted one loses both', () => {
+    const c = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 32, backing: 'thp' }], blockPages: 8, manualProtect: true });
+    for (const [who, s] of both(c)) {
+      s.apply(W(9, 90));
+      s.apply(on(0));
+      s.apply(W(3, 30));
+      assert.deepEqual(s.apply(region(0, 64, 32, { logDirty: true })), { ok: true }, who);
+      assert.deepEqual(s.apply(map(9)), { ok: false, error: 'EINVAL' }, who);
+      assert.deepEqual(s.apply(get(0)), { ok: true, dirty: [67] }, who);
+      assert.deepEqual(s.apply(R(73)), { ok: true, value: 90 }, who);
+      assert.deepEqual(s.apply(R(67)), { ok: true, value: 30 }, who);
+      holdAll(c, s.view(), who);
+      assert.deepEqual(s.apply(region(0, 0, 0)), { ok: true }, who);
+      assert.deepEqual(s.apply(R(67)), { ok: false, error: 'MMIO' }, who);
+      assert.deepEqual(s.apply(region(5, 64, 32)), { ok: true }, who);
+      assert.deepEqual(s.apply(R(67)), { ok: true, value: 0 }, who); // fresh host memory
+      assert.equal(s.view().mappings.every((m) => m.gfn >= 64), true, who);
+      holdAll(c, s.view(), who);
+    }
+  });
+
+  it('CLEAR with a user bitmap clears and re-protects only the pages passed and set', () => {
+    const c = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 100, backing: '4k' }], blockPages: 8, manualProtect: true });
+    for (const [who, s] of both(c)) {
+      s.apply(on(0));
+      s.apply(W(1));
+      s.apply(W(2));
+      assert.deepEqual(s.apply(get(0)), { ok: true, dirty: [1, 2] }, who);
+      s.apply(W(5)); // dirtied between the GET and the CLEAR
+      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 100, bits: [1, 2, 7] } }), { ok: true }, who);
+      assert.deepEqual(s.view().slots[0]!.kept, [5], who);
+      assert.deepEqual(s.apply(map(1)), { ok: true, mapped: true, size: '4k', writable: false }, who);
+      assert.deepEqual(s.apply(map(5)), { ok: true, mapped: true, size: '4k', writable: true }, who);
+      assert.deepEqual(s.apply(get(0)), { ok: true, dirty: [5] }, who);
+      assert.deepEqual(s.view().slots[0]!.kept, [], who);
+      holdAll(c, s.view(), who);
+    }
+  });
+
+  it('INITIALLY_SET: enabling does not write-protect; each CLEAR protects what it clears (arm64)', () => {
+    const c = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 64, backing: 'thp' }], blockPages: 8, manualProtect: true, initiallySet: true });
+    for (const [who, s] of both(c)) {
+      s.apply(W(3, 1));
+      s.apply(on(0));
+      assert.deepEqual(s.apply(map(3)), { ok: true, mapped: true, size: '2m', writable: true }, who);
+      assert.deepEqual(s.apply(W(4, 2)), { ok: true }, who); // through the writable block: no fault, bit already set
+      holdAll(c, s.view(), who);
+      assert.deepEqual(s.apply({ op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 64, bits: [4] } }), { ok: true }, who);
+      assert.deepEqual(s.apply(map(3)), { ok: true, mapped: true, size: '2m', writable: false }, who);
+      s.apply(W(4, 3));
+      assert.deepEqual(s.apply(map(4)), { ok: true, mapped: true, size: '4k', writable: true }, who);
+      holdAll(c, s.view(), who);
+    }
+  });
+
+  it('a logged read-only slot: writes exit, nothing is marked, read faults may map blocks', () => {
+    const c = cfg({ memslots: [{ id: 0, baseGfn: 0, npages: 16, backing: 'thp', readonly: true }], blockPages: 8 });
+    for (const [who, s] of both(c)) {
+      assert.deepEqual(s.apply(on(0)), { ok: true }, who);
+      assert.deepEqual(s.apply(W(3)), { ok: false, error: 'MMIO' }, who);
+      assert.deepEqual(s.apply(R(3)), { ok: true, value: 0 }, who);
+      assert.deepEqual(s.apply(map(3)), { ok: true, mapped: true, size: '2m', writable: false }, who);
+      assert.deepEqual(s.apply(get(0)), { ok: true, dirty: [] }, who);
+      assert.equal(s.view().blocksWhileLogging, 0, who);
+      holdAll(c, s.view(), who);
     }
   });
 
