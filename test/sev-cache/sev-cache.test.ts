@@ -152,13 +152,15 @@ describe('sev-cache', () => {
       });
     }
 
-    it('impl writes back only the CPUs the VM ran on, with WBNOINVD (no invalidation)', () => {
-      const c = cfg({ cpus: 8 });
+    for (const [policy, written] of [['clear-after-writeback', 2], ['upstream', 4]] as const) {
+    it(`impl (${policy} mask) writes back only the CPUs the VM ran on, with WBNOINVD (no invalidation)`, () => {
+      const c = cfg({ cpus: 8, haveRunMask: policy });
       const impl = createImpl(c);
       const model = createModel(c);
       const ops: SevOp[] = [
         { op: 'createVm', args: { vm: 1, type: 'sev' } },
-        { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } },
+        { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+        { op: 'registerRegion', args: { vm: 1, page: 1, npages: 1 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 2, page: 0, line: 0, value: 1 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 5, page: 1, line: 1, value: 2 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 5, page: 1, line: 0, value: 3 } },
@@ -172,7 +174,10 @@ describe('sev-cache', () => {
       const ic = impl.counters!();
       const mc = model.counters!();
       assert.equal(ic['releases'], 2);
-      assert.equal(ic['cpusWrittenBack'], 2);
+      // The upstream mask still holds CPUs 2 and 5 at destroy; the clearing one is empty by then.
+      assert.equal(ic['cpusWrittenBack'], written);
+      assert.equal(ic['cpusWrittenBackUpstream'], 4);
+      assert.equal(ic['cpusWrittenBackClearing'], 2);
       assert.equal(ic['minimumCpus'], 2);
       assert.equal(ic['linesInvalidated'], 0);
       assert.equal(mc['cpusWrittenBack'], 16);
@@ -181,6 +186,7 @@ describe('sev-cache', () => {
       // The impl keeps the (clean) lines: the caches stay warm.
       assert.equal(impl.view().guestLines.filter((l) => !l.dirty).length, 3);
     });
+    }
 
     it('impl without WBNOINVD falls back to WBINVD and counts the invalidated lines', () => {
       const impl = createImpl(cfg({ wbnoinvd: false }));
@@ -188,8 +194,18 @@ describe('sev-cache', () => {
       assert.equal(impl.counters!()['linesInvalidated'], 1);
     });
 
-    it('impl writeback set is the have-run mask, cleared after a writeback', () => {
+    it('impl writeback set is the have-run mask: never cleared upstream', () => {
       const impl = createImpl(cfg());
+      impl.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+      impl.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+      impl.apply({ op: 'guestWrite', args: { vm: 1, cpu: 3, page: 0, line: 0, value: 1 } });
+      impl.apply({ op: 'memoryReclaimed', args: { vm: 1 } });
+      impl.apply({ op: 'guestRead', args: { vm: 1, cpu: 1, page: 0, line: 0 } });
+      assert.deepEqual(impl.view().vms[0]!.writebackCpus, [1, 3]);
+    });
+
+    it('impl writeback set is the have-run mask, cleared after a writeback (clear-after-writeback)', () => {
+      const impl = createImpl(cfg({ haveRunMask: 'clear-after-writeback' }));
       impl.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
       impl.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
       impl.apply({ op: 'guestWrite', args: { vm: 1, cpu: 3, page: 0, line: 0, value: 1 } });
