@@ -20,9 +20,11 @@ import {
   noStaleC1Dirty,
   writebackCovers,
 } from '../../spec/sev-cache/invariants';
-import { DEFAULT_CONFIG, ciphertext, resolveConfig, validateOp, type Config, type SevOp, type SevView } from '../../spec/sev-cache/types';
+import { DEFAULT_CONFIG, asidRange, ciphertext, resolveConfig, validateOp, type Config, type SevOp, type SevView } from '../../spec/sev-cache/types';
 import { intent, resolve } from '../../properties/sev-cache/arbitraries';
 import * as fc from 'fast-check';
+import { spawnSync } from 'child_process';
+import * as os from 'os';
 
 const cfg = (over: Partial<Config> = {}): Config => ({ ...DEFAULT_CONFIG, ...over });
 
@@ -71,8 +73,78 @@ describe('sev-cache', () => {
       assert.ok(r.ok);
       if (r.ok) assert.deepEqual(r.value, c);
     });
+    it('keeps the single ASID range by default and splits it at minSevAsid', () => {
+      assert.deepEqual(asidRange(cfg({ asids: 4 }), 'sev-es'), { lo: 1, hi: 4 });
+      assert.deepEqual(asidRange(cfg({ asids: 4 }), 'sev'), { lo: 1, hi: 4 });
+      const split = cfg({ asids: 4, minSevAsid: 3 });
+      assert.deepEqual(asidRange(split, 'sev'), { lo: 3, hi: 4 });
+      assert.deepEqual(asidRange(split, 'snp'), { lo: 1, hi: 2 });
+      const r = d.resolveConfig(d.encodeConfig(split));
+      assert.ok(r.ok);
+      if (r.ok) assert.deepEqual(r.value, split);
+      assert.ok(!('minSevAsid' in (d.encodeConfig(cfg()) as object)));
+      assert.equal(cfg().haveRunMask, 'upstream');
+    });
     it('is registered', () => {
       assert.ok(DOMAINS.some((x) => x.id === 'sev-cache'));
+    });
+  });
+
+  describe('bounded input (robustness)', () => {
+    const ROOT = path.join(__dirname, '..', '..', '..');
+    const writeCase = (steps: unknown[], config: unknown = {}): string => {
+      const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sev-bounds-')), 'case.json');
+      fs.writeFileSync(f, JSON.stringify({ format: 'hvspec-case/1', name: 'bounds', domain: 'sev-cache', source: 'test', config, steps }));
+      return f;
+    };
+    it('a VM id of 2^32 is a decode error at its JSON path, not a crash in the model', () => {
+      const loaded = loadCaseFile(writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }]));
+      assert.ok(!loaded.ok);
+      if (!loaded.ok) assert.deepEqual(loaded.errors.map((e) => e.path), ['$.steps[0].args.vm']);
+    });
+    it('every number an op takes is bounded: VM ids, pages, counts, CPUs, lines, keys, values', () => {
+      const steps = [
+        { op: 'createVm', args: { vm: 0x80000000, type: 'sev' } },
+        { op: 'registerRegion', args: { vm: 1, page: 4097, npages: 2 ** 40 } },
+        { op: 'guestWrite', args: { vm: 1, cpu: 65, page: 0, line: 65, value: 2 ** 31 } },
+        { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1024 } },
+        { op: 'memoryReclaimed', args: { vm: 1, page: 2 ** 53, npages: 1 } },
+        { op: 'launchWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: -(2 ** 31) - 1 } },
+      ];
+      const loaded = loadCaseFile(writeCase(steps));
+      assert.ok(!loaded.ok);
+      if (!loaded.ok) {
+        assert.deepEqual(loaded.errors.map((e) => e.path), [
+          '$.steps[0].args.vm',
+          '$.steps[1].args.page',
+          '$.steps[1].args.npages',
+          '$.steps[2].args.cpu',
+          '$.steps[2].args.line',
+          '$.steps[2].args.value',
+          '$.steps[3].args.key',
+          '$.steps[4].args.page',
+          '$.steps[5].args.value',
+        ]);
+      }
+    });
+    it('the largest accepted VM id works in both systems', () => {
+      const out = runTrace(d, cfg(), [
+        { op: 'createVm', args: { vm: 0x7fffffff, type: 'sev' } },
+        { op: 'registerRegion', args: { vm: 0x7fffffff, page: 0, npages: 1 } },
+        { op: 'guestWrite', args: { vm: 0x7fffffff, cpu: 0, page: 0, line: 0, value: 0x7fffffff } },
+        { op: 'guestRead', args: { vm: 0x7fffffff, cpu: 1, page: 0, line: 0 } },
+        { op: 'destroyVm', args: { vm: 0x7fffffff } },
+      ], { expects: [{ ok: true, asid: 1 }, { ok: true }, { ok: true }, { ok: true, value: 0x7fffffff }, { ok: true }] });
+      assert.equal(out.failure, null, out.failure?.message);
+    });
+    it('the CLI answers a case with vm 2^32 with one line per error and exit 2, no stack trace', () => {
+      const f = writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }], { asids: 2, minSevAsid: 4 });
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'hvspec.js'), 'replay', f], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stdout + r.stderr);
+      const text = r.stdout + r.stderr;
+      assert.match(text, /\$\.steps\[0\]\.args\.vm: expected VM id/);
+      assert.match(text, /\$\.config\.minSevAsid: minSevAsid must be in \[1, asids \+ 1 = 3\], got 4/);
+      assert.doesNotMatch(text, /\n\s+at /);
     });
   });
 
@@ -140,6 +212,63 @@ describe('sev-cache', () => {
         if (name === 'model') assert.equal(r.value, 'unspecified');
         else assert.equal(r.value, ciphertext(0, 0, 1));
         assert.equal(sys.view().vms[0]!.fresh, false);
+      });
+      it(`${name}: unregister needs an exact region; overlapping registrations pin again`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 3 } }), { ok: true });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 1, page: 2, npages: 2 } }), { ok: true });
+        assert.deepEqual(sys.apply({ op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 2 } }), { ok: false, error: 'EINVAL' });
+        assert.deepEqual(sys.apply({ op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 3 } }), { ok: true });
+        // Page 2 is still pinned by the second region.
+        assert.deepEqual(sys.view().pages, [{ page: 2, vm: 1 }, { page: 3, vm: 1 }]);
+        sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev' } });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 2, page: 1, npages: 2 } }), { ok: false, error: 'EINVAL' });
+      });
+      it(`${name}: ASIDs come from the type's range and recycle per range`, () => {
+        const sys = create(cfg({ asids: 3, minSevAsid: 2 }));
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev-es' } }), { ok: true, asid: 1 });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev-es' } }), { ok: false, error: 'EBUSY' });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev' } }), { ok: true, asid: 2 });
+        sys.apply({ op: 'destroyVm', args: { vm: 2 } });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 3, type: 'sev-es' } }), { ok: false, error: 'EBUSY' });
+        assert.equal(sys.counters!()['recycles'], 0, 'no flush when the range has nothing to reclaim');
+        sys.apply({ op: 'destroyVm', args: { vm: 1 } });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 3, type: 'sev-es' } }), { ok: true, asid: 1 });
+        assert.equal(sys.counters!()['recycles'], 1);
+        // The flush freed the SEV range's reclaimed ASID too.
+        assert.deepEqual(sys.view().asids, [{ asid: 1, state: 'active', snp: false }]);
+        const none = create(cfg({ asids: 2, minSevAsid: 3 }));
+        assert.deepEqual(none.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } }), { ok: false, error: 'ENOTTY' });
+      });
+      it(`${name}: flushEncryptedPage is EINVAL for plain SEV`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        assert.deepEqual(sys.apply({ op: 'flushEncryptedPage', args: { vm: 1, page: 0 } }), { ok: false, error: 'EINVAL' });
+        assert.deepEqual(sys.view().pages, [{ page: 0, vm: 1 }]);
+      });
+      it(`${name}: the launch image is encrypted in place and read back by the guest`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev-es' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        assert.deepEqual(sys.apply({ op: 'launchWrite', args: { vm: 1, cpu: 2, page: 0, line: 1, value: 9 } }), { ok: true });
+        assert.deepEqual(sys.view().written, [], 'not the guest\'s data until encrypted');
+        assert.deepEqual(sys.apply({ op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } }), { ok: true });
+        assert.deepEqual(sys.view().written, [{ page: 0, line: 1, key: 1, value: 9, reads: 9 }]);
+        sys.apply({ op: 'evict', args: { cpu: 2, page: 0, line: 1, key: 0 } });
+        assert.deepEqual(sys.apply({ op: 'guestRead', args: { vm: 1, cpu: 0, page: 0, line: 1 } }), { ok: true, value: 9 });
+        assert.deepEqual(sys.apply({ op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } }), { ok: false, error: 'EINVAL' });
+      });
+      it(`${name}: memoryReclaimed with a range writes back and returns the pages to the host`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        sys.apply({ op: 'guestWrite', args: { vm: 1, cpu: 1, page: 0, line: 0, value: 3 } });
+        assert.deepEqual(sys.apply({ op: 'memoryReclaimed', args: { vm: 1, page: 0, npages: 1 } }), { ok: true });
+        assert.deepEqual(sys.view().pages, []);
+        assert.ok(sys.view().guestLines.every((l) => !l.dirty));
+        assert.deepEqual(sys.apply({ op: 'memoryReclaimed', args: { vm: 1, npages: 1 } }), { ok: false, error: 'EINVAL' });
       });
       it(`${name}: memoryReclaimed is a no-op for SNP, a writeback otherwise`, () => {
         const sys = create(cfg({ smeCoherent: true }));
@@ -373,6 +502,7 @@ describe('sev-cache', () => {
 
     it('every invariant has an id, statement and source', () => {
       assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 5);
+      assert.equal(d.mutants.length, 12);
       for (const i of INVARIANTS) assert.ok(i.title && i.statement && i.source);
     });
   });
