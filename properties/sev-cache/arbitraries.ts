@@ -201,7 +201,10 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
     let type = pick(types, i.b);
     for (let k = 0; k < types.length && asidFor(type, false) < 0; k++) type = pick(types, i.b + k + 1);
     if (i.bad) {
-      if (!c.smeCoherent && i.c % 2 === 0) type = 'snp';
+      // A type whose ASID range is used up with nothing to reclaim (EBUSY) or empty (ENOTTY).
+      const full = types.filter((t) => asidFor(t, false) < 0);
+      if (full.length > 0 && i.c % 3 === 1) type = pick(full, i.d);
+      else if (!c.smeCoherent && i.c % 2 === 0) type = 'snp';
       else if (vms.size > 0) vm = pick(liveIds(), i.d);
     }
     if (vm === 0) vm = 1 + (i.a % MAX_VM_ID);

@@ -54,7 +54,7 @@ export const noStaleC1Dirty: SevInvariant = {
   title: 'no dirty guest-keyed line outlives its page\'s registration',
   statement:
     'After every operation, every dirty cache line tagged with a guest key (an ASID) belongs to a page registered to the live VM that holds that ASID; ' +
-    'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, destroy) no CPU may still hold a dirty C=1 line for it.',
+    'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, reclaim with a range, destroy) no CPU may still hold a dirty C=1 line for it.',
   source: `${SEED_PATCH}: commit message (the C=1 dirty line written back after the host wrote the page with C=0) and sev_writeback_caches()`,
   check(view, _config, scope) {
     for (const l of guestLinesIn(view, scope)) {
@@ -99,8 +99,8 @@ export const guestIntegrity: SevInvariant = {
   id: 'guest-integrity',
   title: 'a guest reads back what it wrote to its registered page',
   statement:
-    'For every line of a registered page that the owning VM has written during this registration, a read with the VM\'s key returns the last value the VM wrote.',
-  source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages)`,
+    'For every line of a registered page that the owning VM has written during this registration (or that LAUNCH_UPDATE_DATA encrypted from the launch image), a read with the VM\'s key returns that value.',
+  source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages) and in sev_launch_update_data() (the C=0 launch image flushed before LAUNCH_UPDATE_DATA encrypts it in place)`,
   check(view, _config, scope) {
     for (const w of writtenIn(view, scope)) {
       if (w.key === 0 || w.reads === w.value) continue;
