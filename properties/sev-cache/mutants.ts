@@ -180,7 +180,7 @@ export const MUTANTS: readonly SevMutant[] = [
   mutant(
     'destroy-without-writeback',
     'sev_vm_destroy() frees the VM\'s pages without writing caches back',
-    `${SEED}: sev_vm_destroy() hunk (sev_writeback_caches() before unregistering the regions)`,
+    `${SEED}: sev_vm_destroy() hunk (sev_writeback_caches() before unregistering the regions); upstream since 7e00013bd339 the notifier reclaim / gmem invalidation before sev_vm_destroy() writes back, which hvspec's destroyVm stands for`,
     ['no-stale-c1-dirty'],
     DestroyWithoutWriteback,
   ),
@@ -202,7 +202,7 @@ export const MUTANTS: readonly SevMutant[] = [
     'asid-range-ignored',
     'ASIDs are allocated from 1..max for every VM type, ignoring the SEV-ES/SNP vs SEV split at min_sev_asid',
     'arch/x86/kvm/svm/sev.c sev_asid_new() (SEV-ES/SNP: 1..min_sev_asid-1; SEV: min_sev_asid..max_sev_asid) and sev_flush_asids(min_asid, max_asid)',
-    ['result-mismatch'],
+    ['result-mismatch', 'asid-in-range'],
     AsidRangeIgnored,
   ),
   mutant(

@@ -1,10 +1,10 @@
 /**
- * The five sev-cache invariants, as predicates on a View. Each check is
+ * The six sev-cache invariants, as predicates on a View. Each check is
  * linear in the View and answers null or one sentence naming the lines.
  */
 import type { Invariant } from '../../harness/domain';
 import type { SevScope } from './live';
-import type { Config, GuestLineViewT, SevView, VmViewT, WrittenViewT } from './types';
+import { asidRange, type Config, type GuestLineViewT, type SevView, type VmViewT, type WrittenViewT } from './types';
 
 export type SevInvariant = Invariant<Config, SevView, SevScope>;
 
@@ -169,4 +169,29 @@ export const writebackCovers: SevInvariant = {
   },
 };
 
-export const INVARIANTS: readonly SevInvariant[] = [noStaleC1Dirty, hostIntegrity, guestIntegrity, asidReuseClean, writebackCovers];
+export const asidInRange: SevInvariant = {
+  id: 'asid-in-range',
+  title: 'every VM holds an ASID of its type\'s range',
+  statement:
+    'Every live VM holds an ASID of its type\'s range: SEV-ES and SNP VMs 1 .. minSevAsid-1, plain SEV VMs minSevAsid .. asids (every type 1 .. asids when the config does not split them); ' +
+    'no two live VMs hold the same ASID.',
+  source: 'arch/x86/kvm/svm/sev.c sev_asid_new() ("SEV-enabled guests must use asid from min_sev_asid to max_sev_asid. SEV-ES-enabled guest can use from 1 to min_sev_asid - 1")',
+  check(view, config, scope) {
+    if (scope && !scope.kernel) return null;
+    const seen = new Map<number, number>();
+    for (const v of view.vms) {
+      const { lo, hi } = asidRange(config, v.type);
+      if (v.asid < lo || v.asid > hi) return `VM ${v.vm} (${v.type}) holds ASID ${v.asid}, outside its range ${lo} .. ${hi}.`;
+      const other = seen.get(v.asid);
+      if (other !== undefined) return `VMs ${other} and ${v.vm} both hold ASID ${v.asid}.`;
+      seen.set(v.asid, v.vm);
+    }
+    return null;
+  },
+  exercised(view, config, scope) {
+    if (scope && !scope.kernel) return false;
+    return config.minSevAsid !== undefined && view.vms.length > 0;
+  },
+};
+
+export const INVARIANTS: readonly SevInvariant[] = [noStaleC1Dirty, hostIntegrity, guestIntegrity, asidReuseClean, writebackCovers, asidInRange];

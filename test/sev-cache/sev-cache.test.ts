@@ -14,6 +14,7 @@ import { MinimumTracker } from '../../spec/sev-cache/cost';
 import { mergeScopes } from '../../spec/sev-cache/live';
 import {
   INVARIANTS,
+  asidInRange,
   asidReuseClean,
   guestIntegrity,
   hostIntegrity,
@@ -500,8 +501,24 @@ describe('sev-cache', () => {
       assert.notEqual(asidReuseClean.check(fresh, c, { ...quiet, kernel: true }), null);
     });
 
+    it('asid-in-range: an ASID outside the type\'s range, or held twice', () => {
+      const split = cfg({ asids: 4, minSevAsid: 3 });
+      const sev = { ...vm1, asid: 1 };
+      const v: SevView = { ...emptyView(), vms: [sev] };
+      assert.match(asidInRange.check(v, split) ?? '', /VM 1 \(sev\) holds ASID 1, outside its range 3 \.\. 4/);
+      assert.ok(asidInRange.exercised(v, split));
+      assert.equal(asidInRange.check(v, cfg({ asids: 4 })), null, 'one range: any ASID');
+      const twice: SevView = { ...emptyView(), vms: [{ ...vm1, asid: 3 }, { ...vm1, vm: 2, asid: 3 }] };
+      assert.match(asidInRange.check(twice, split) ?? '', /both hold ASID 3/);
+      const ok: SevView = { ...emptyView(), vms: [{ ...vm1, asid: 3 }, { ...vm1, vm: 2, type: 'sev-es', asid: 2 }] };
+      assert.equal(asidInRange.check(ok, split), null);
+      const quiet = { written: [], pages: false, kernel: false, guestLines: [] };
+      assert.equal(asidInRange.check(v, split, quiet), null, 'only re-checked when the kernel tables change');
+      assert.ok(!asidInRange.exercised(emptyView(), split));
+    });
+
     it('every invariant has an id, statement and source', () => {
-      assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 5);
+      assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 6);
       assert.equal(d.mutants.length, 12);
       for (const i of INVARIANTS) assert.ok(i.title && i.statement && i.source);
     });
