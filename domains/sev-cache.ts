@@ -150,6 +150,7 @@ function alphabet(_c: Config): SevOp[] {
     // Releases that leave the model in the same state come first where the implementation's path differs most.
     { op: 'launchWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: 5 } },
     { op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } },
+    { op: 'flushEncryptedPage', args: { vm: 1, page: 0 } },
     { op: 'flushEncryptedPage', args: { vm: 2, page: 0 } },
     { op: 'memoryReclaimed', args: { vm: 1 } },
     { op: 'memoryReclaimed', args: { vm: 1, page: 0, npages: 1 } },
