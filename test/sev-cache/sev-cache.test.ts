@@ -41,6 +41,10 @@ const STORY: SevOp[] = [
   { op: 'hostRead', args: { cpu: 2, page: 0, line: 0 } },
 ];
 
+function zero(): Record<string, number> {
+  return { releases: 0 };
+}
+
 function emptyView(): SevView {
   return { vms: [], asids: [], pages: [], guestLines: [], written: [], firmware: { dfFlushes: 0, lastDfFlushMissingWbinvd: [] } };
 }
@@ -317,6 +321,20 @@ describe('sev-cache', () => {
       assert.equal(impl.view().guestLines.filter((l) => !l.dirty).length, 3);
     });
     }
+
+    it('the cost report prints both mask policies against the minimum', () => {
+      const impl = createImpl(cfg({ cpus: 8 }));
+      const model = createModel(cfg({ cpus: 8 }));
+      for (const op of STORY) {
+        impl.apply(op);
+        model.apply(op);
+      }
+      const lines = d.costReport!(model.counters!(), impl.counters!());
+      const policy = lines.find((l) => l.includes('have-run mask policies'));
+      assert.ok(policy, lines.join('\n'));
+      assert.match(policy!, /upstream \(never cleared\) 1\.00 {2}clear-after-writeback 1\.00 {2}minimum 1\.00/);
+      assert.deepEqual(d.costReport!(zero(), zero()), ['no release points in this campaign']);
+    });
 
     it('impl without WBNOINVD falls back to WBINVD and counts the invalidated lines', () => {
       const impl = createImpl(cfg({ wbnoinvd: false }));
