@@ -17,12 +17,21 @@
  *    VM_PAGE_FLUSH, falling back to a writeback if the MSR write faults.
  *  - sev_gmem_invalidate(): SNP pages punched out of guest_memfd are CLFLUSHed
  *    (SNP parts are SME_COHERENT) and freed.
+ *  - sev_launch_update_data(): the C=0 launch image is CLFLUSHed (non-coherent
+ *    parts) before the firmware encrypts the pages in place.
+ *  - sev_asid_new(): SEV-ES/SNP and SEV VMs allocate, recycle and fail with
+ *    EBUSY within their own ASID range (split at min_sev_asid).
  *
- * The have-run mask (sev->have_run_cpus upstream) is set on the VMRUN path
- * and cleared only right after the writeback, together with the per-CPU
- * "loaded VM" that lets a vCPU re-entering on the same CPU skip the marking:
- * clearing the bit while leaving that shortcut in place would let the VM dirty
- * lines on a CPU the next writeback skips.
+ * The have-run mask (sev->have_run_cpus upstream, 6f38f8c57464) is set on
+ * the VMRUN path. Under the default policy it is never cleared, as upstream;
+ * under "clear-after-writeback" it is cleared right after the writeback,
+ * together with the per-CPU "loaded VM" that lets a vCPU re-entering on the
+ * same CPU skip the marking: clearing the bit while leaving that shortcut in
+ * place would let the VM dirty lines on a CPU the next writeback skips.
+ *
+ * Regions are kept as the kernel lists them (regions_list, pin counts):
+ * unregistration must name one exactly (find_enc_region()), and a page goes
+ * back to the host when no region of its VM pins it any more.
  *
  * The bug-relevant steps are protected methods so mutants can override them.
  */
