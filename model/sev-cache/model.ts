@@ -8,7 +8,11 @@
  *
  * Reads answer the value the reader last wrote when it wrote the line since
  * it acquired the page (the host: since the page became free; a guest: since
- * the page was registered to it) and "unspecified" otherwise.
+ * the page was registered to it, or launch data once LAUNCH_UPDATE_DATA
+ * encrypted it) and "unspecified" otherwise.
+ *
+ * Regions are a list per VM and a pin count per page; ASIDs are searched in
+ * the VM type's range (README §2, §3).
  */
 import { dispatch, type OpHandlers, type System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
