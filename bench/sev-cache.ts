@@ -36,6 +36,7 @@ export const PINNED_CONFIG: Config = {
   wbnoinvd: true,
   smeCoherent: false,
   vmPageFlush: 'works',
+  haveRunMask: 'upstream',
 };
 
 /** The pinned-VM workload: VM slot s runs on CPUs 4s..4s+3 and owns pages 8s..8s+7. */
@@ -48,9 +49,14 @@ export function pinnedTrace(rounds: number, seed = 1): SevOp[] {
   const vmOf = Array.from({ length: slots }, (_, s) => s + 1);
   let nextId = slots + 1;
   const hostPage = (): number => slots * 8 + int(64);
+  const typeOf = (s: number): 'sev' | 'sev-es' => (s % 2 === 0 ? 'sev' : 'sev-es');
+  // Regions of a slot: three of two pages, then two single pages (the last one stands for a VMSA page).
+  const registerSlot = (vm: number, s: number): void => {
+    for (const [off, n] of [[0, 2], [2, 2], [4, 2], [6, 1], [7, 1]] as const) ops.push({ op: 'registerRegion', args: { vm, page: s * 8 + off, npages: n } });
+  };
   for (let s = 0; s < slots; s++) {
-    ops.push({ op: 'createVm', args: { vm: vmOf[s]!, type: s % 2 === 0 ? 'sev' : 'sev-es' } });
-    ops.push({ op: 'registerRegion', args: { vm: vmOf[s]!, page: s * 8, npages: 8 } });
+    ops.push({ op: 'createVm', args: { vm: vmOf[s]!, type: typeOf(s) } });
+    registerSlot(vmOf[s]!, s);
   }
   for (let r = 0; r < rounds; r++) {
     const s = int(slots);
@@ -65,7 +71,7 @@ export function pinnedTrace(rounds: number, seed = 1): SevOp[] {
     const roll = int(10);
     if (roll < 3) {
       // Release two pages of the region, let the host reuse them from another VM's CPU, evict, take them back.
-      const p = s * 8 + 2 * int(4);
+      const p = s * 8 + 2 * int(3);
       ops.push({ op: 'unregisterRegion', args: { vm, page: p, npages: 2 } });
       const hc = ((s + 1) % slots) * 4 + int(4);
       ops.push({ op: 'hostWrite', args: { cpu: hc, page: p, line: 0, value: 9000 + r } });
@@ -74,7 +80,7 @@ export function pinnedTrace(rounds: number, seed = 1): SevOp[] {
       ops.push({ op: 'registerRegion', args: { vm, page: p, npages: 2 } });
     } else if (roll < 5) {
       ops.push({ op: 'memoryReclaimed', args: { vm } });
-    } else if (roll < 6) {
+    } else if (roll < 6 && typeOf(s) === 'sev-es') {
       ops.push({ op: 'flushEncryptedPage', args: { vm, page: s * 8 + 7 } });
       ops.push({ op: 'registerRegion', args: { vm, page: s * 8 + 7, npages: 1 } });
     } else if (roll < 7) {
@@ -82,8 +88,8 @@ export function pinnedTrace(rounds: number, seed = 1): SevOp[] {
       ops.push({ op: 'destroyVm', args: { vm } });
       const nvm = nextId++;
       vmOf[s] = nvm;
-      ops.push({ op: 'createVm', args: { vm: nvm, type: 'sev' } });
-      ops.push({ op: 'registerRegion', args: { vm: nvm, page: s * 8, npages: 8 } });
+      ops.push({ op: 'createVm', args: { vm: nvm, type: typeOf(s) } });
+      registerSlot(nvm, s);
     }
   }
   return ops;

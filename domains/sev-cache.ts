@@ -117,6 +117,7 @@ function costReport(model: Readonly<Record<string, number>>, impl: Readonly<Reco
   return [
     `per release (${releases} releases):  CPUs written back  impl ${per(impl['cpusWrittenBack'])}  model ${per(model['cpusWrittenBack'])}  minimum ${per(impl['minimumCpus'])}`,
     `                            lines invalidated  impl ${per(impl['linesInvalidated'])}  model ${per(model['linesInvalidated'])}  (impl invalidates only when it falls back to WBINVD)`,
+    `  have-run mask policies:    CPUs written back  upstream (never cleared) ${per(impl['cpusWrittenBackUpstream'])}  clear-after-writeback ${per(impl['cpusWrittenBackClearing'])}  minimum ${per(impl['minimumCpus'])}`,
     `ASID recycling: ${impl['recycles'] ?? 0} rounds, lines invalidated impl ${impl['recycleLinesInvalidated'] ?? 0}  model ${model['recycleLinesInvalidated'] ?? 0}`,
   ];
 }
@@ -126,7 +127,7 @@ function describeOp(op: SevOp): string {
   return `${op.op}(${Object.keys(a).map((k) => `${k}=${String(a[k])}`).join(', ')})`;
 }
 
-/** Tiny machine for bounded exploration: 2 CPUs, 1 page of 1 line, 1 ASID, VM_PAGE_FLUSH faulting. */
+/** Tiny machine for bounded exploration: 2 CPUs, 1 page of 1 line, 1 ASID, VM_PAGE_FLUSH faulting, the upstream mask policy. */
 const EXPLORATION_CONFIG = { cpus: 2, pages: 1, linesPerPage: 1, asids: 1, wbnoinvd: true, smeCoherent: false, vmPageFlush: 'faults' } as const;
 
 function alphabet(_c: Config): SevOp[] {
@@ -148,8 +149,12 @@ function alphabet(_c: Config): SevOp[] {
     { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1 } },
     { op: 'evict', args: { cpu: 1, page: 0, line: 0, key: 1 } },
     // Releases that leave the model in the same state come first where the implementation's path differs most.
+    { op: 'launchWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: 5 } },
+    { op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } },
     { op: 'flushEncryptedPage', args: { vm: 1, page: 0 } },
+    { op: 'flushEncryptedPage', args: { vm: 2, page: 0 } },
     { op: 'memoryReclaimed', args: { vm: 1 } },
+    { op: 'memoryReclaimed', args: { vm: 1, page: 0, npages: 1 } },
     { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
     { op: 'unregisterRegion', args: { vm: 2, page: 0, npages: 1 } },
     { op: 'destroyVm', args: { vm: 1 } },

@@ -227,6 +227,31 @@ export class Machine {
     return this.flushTags(tags);
   }
 
+  /**
+   * Firmware LAUNCH_UPDATE_DATA on one page: the PSP reads what memory holds
+   * (as the host sees it, C=0) and writes it back encrypted under `asid`. It
+   * reads memory, not caches: on parts without SME_COHERENT a dirty C=0 line
+   * still cached is missed now and written back over the ciphertext later.
+   * SME_COHERENT parts keep the PSP's accesses coherent: every cached line of
+   * the page is written back and dropped first.
+   */
+  encryptInPlace(page: number, asid: number): void {
+    for (let line = 0; line < this.config.linesPerPage; line++) {
+      const a = this.addr(page, line);
+      if (this.config.smeCoherent) {
+        for (let k = 0; k < this.nkeys; k++) {
+          const l = this.lines.get(this.tag(a, k));
+          if (l) this.dropAll(l);
+        }
+      }
+      this.touch(a);
+      const mk = this.memKey[a]!;
+      const plain = mk === 0 ? this.memValue[a]! : ciphertext(this.memValue[a]!, mk, 0);
+      this.memValue[a] = plain;
+      this.memKey[a] = asid;
+    }
+  }
+
   /** Firmware DEACTIVATE: the WBINVD indicator of every CPU is cleared. */
   deactivate(): void {
     this.wbinvdDone.clearAll();

@@ -17,19 +17,28 @@
  *    VM_PAGE_FLUSH, falling back to a writeback if the MSR write faults.
  *  - sev_gmem_invalidate(): SNP pages punched out of guest_memfd are CLFLUSHed
  *    (SNP parts are SME_COHERENT) and freed.
+ *  - sev_launch_update_data(): the C=0 launch image is CLFLUSHed (non-coherent
+ *    parts) before the firmware encrypts the pages in place.
+ *  - sev_asid_new(): SEV-ES/SNP and SEV VMs allocate, recycle and fail with
+ *    EBUSY within their own ASID range (split at min_sev_asid).
  *
- * The have-run mask (sev->have_run_cpus upstream) is set on the VMRUN path
- * and cleared only right after the writeback, together with the per-CPU
- * "loaded VM" that lets a vCPU re-entering on the same CPU skip the marking:
- * clearing the bit while leaving that shortcut in place would let the VM dirty
- * lines on a CPU the next writeback skips.
+ * The have-run mask (sev->have_run_cpus upstream, 6f38f8c57464) is set on
+ * the VMRUN path. Under the default policy it is never cleared, as upstream;
+ * under "clear-after-writeback" it is cleared right after the writeback,
+ * together with the per-CPU "loaded VM" that lets a vCPU re-entering on the
+ * same CPU skip the marking: clearing the bit while leaving that shortcut in
+ * place would let the VM dirty lines on a CPU the next writeback skips.
+ *
+ * Regions are kept as the kernel lists them (regions_list, pin counts):
+ * unregistration must name one exactly (find_enc_region()), and a page goes
+ * back to the host when no region of its VM pins it any more.
  *
  * The bug-relevant steps are protected methods so mutants can override them.
  */
 import type { System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
 import { LiveView, compareGuestLines, type KernelTables, type LiveSource, type SevScope } from '../../spec/sev-cache/live';
-import { OK, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
+import { OK, asidRange, err, type Config, type SevOp, type SevResult, type SevView, type VmType, type WrittenViewT } from '../../spec/sev-cache/types';
 import { Bitmap } from './cpumask';
 import { Machine } from './machine';
 
@@ -46,10 +55,19 @@ export interface KvmSevInfo {
   readonly id: number;
   readonly asid: number;
   flags: number;
-  /** CPUs that entered this VM since its last writeback (may hold its dirty lines). */
+  /**
+   * sev->have_run_cpus: CPUs that entered this VM (policy "upstream": ever;
+   * "clear-after-writeback": since its last writeback).
+   */
   readonly haveRunCpus: Bitmap;
   /** Pages pinned for this VM. */
   nrPages: number;
+  /** sev->regions_list: registered regions in registration order. */
+  readonly regions: { readonly page: number; readonly npages: number }[];
+  /** Cost report only: CPUs the VM ever entered (what the upstream mask holds). */
+  readonly everRan: Bitmap;
+  /** Cost report only: CPUs the VM entered since its last writeback (what the clearing mask holds). */
+  readonly ranSinceWriteback: Bitmap;
 }
 
 export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope> {
@@ -67,6 +85,8 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   protected readonly pageOwner: Int32Array;
   /** Pinned pages, one bit per page (the View walks set bits in page order). */
   protected readonly pinned: Bitmap;
+  /** page -> how many of its owner's regions pin it. */
+  protected readonly pinCount: Int32Array;
   /** Per CPU: the VM whose vCPU last entered there and is still loaded (NO_VM: none). */
   protected readonly loadedVm: Int32Array;
   /**
@@ -75,6 +95,11 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
    */
   private readonly ghostValue: Float64Array;
   private readonly ghostWritten: Bitmap;
+  /** Ghost: launch image data written (C=0) into a registered page and not yet encrypted. */
+  private readonly ghostLaunchValue: Float64Array;
+  private readonly ghostLaunch: Bitmap;
+  /** Ghost: lines user space dirtied through C=0 in a registered page and never had encrypted. */
+  private readonly ghostTainted: Bitmap;
   protected readonly cost: SevCounters = zeroCounters();
   protected readonly minimum: MinimumTracker;
   /** View upkeep for liveView(): addresses touched since the last call. */
@@ -92,7 +117,11 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.loadedVm = new Int32Array(config.cpus);
     this.ghostValue = new Float64Array(config.pages * config.linesPerPage);
     this.ghostWritten = new Bitmap(config.pages * config.linesPerPage);
+    this.ghostLaunchValue = new Float64Array(config.pages * config.linesPerPage);
+    this.ghostLaunch = new Bitmap(config.pages * config.linesPerPage);
+    this.ghostTainted = new Bitmap(config.pages * config.linesPerPage);
     this.pinned = new Bitmap(config.pages);
+    this.pinCount = new Int32Array(config.pages);
     this.minimum = new MinimumTracker(config.cpus);
   }
 
@@ -117,10 +146,16 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
    * writeback can hold such lines.
    */
   protected sevWritebackCaches(sev: KvmSevInfo): void {
+    // Cost report: what each mask policy would write back here.
+    this.cost.cpusWrittenBackUpstream += sev.everRan.weight();
+    this.cost.cpusWrittenBackClearing += sev.ranSinceWriteback.weight();
+    sev.ranSinceWriteback.clearAll();
     if (sev.haveRunCpus.isEmpty()) return;
     this.live.markWritebackSet();
     sev.haveRunCpus.forEach((cpu) => this.wbnoinvdOnCpu(cpu));
-    this.clearRanMask(sev);
+    // Upstream (6f38f8c57464) never removes a CPU from the mask; clearing it
+    // here is hvspec's refinement, safe only because ops are atomic.
+    if (this.config.haveRunMask === 'clear-after-writeback') this.clearRanMask(sev);
   }
 
   /**
@@ -138,6 +173,31 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   /** The writeback at a release point (unregister, reclaim). */
   protected writebackForRelease(sev: KvmSevInfo, _pages: readonly number[]): void {
     this.sevWritebackCaches(sev);
+  }
+
+  /** The writeback of the MMU-notifier path (sev_guest_memory_reclaimed()). */
+  protected reclaimWriteback(sev: KvmSevInfo): void {
+    this.sevWritebackCaches(sev);
+  }
+
+  /** sev_clflush_pages() in sev_launch_update_data(): the C=0 launch image out of the caches before the firmware encrypts in place. */
+  protected launchClflushPages(page: number, npages: number): void {
+    this.sevClflushPages(page, npages);
+  }
+
+  /** find_enc_region(): the first region with exactly this start and size, or -1. */
+  protected findEncRegion(sev: KvmSevInfo, page: number, npages: number): number {
+    return sev.regions.findIndex((r) => r.page === page && r.npages === npages);
+  }
+
+  /** The ASIDs a VM of this type may get (sev_asid_new()). */
+  protected asidRangeFor(type: VmType): { readonly lo: number; readonly hi: number } {
+    return asidRange(this.config, type);
+  }
+
+  /** sev_free_vcpu() only has a VMSA to flush for SEV-ES and SNP. */
+  protected hasVmsa(sev: KvmSevInfo): boolean {
+    return (sev.flags & SEV_VM_ES) !== 0;
   }
 
   /** The writeback at the start of sev_vm_destroy(). */
@@ -183,6 +243,8 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
 
   /** pre_sev_run(): the VMRUN path on `cpu`. */
   protected preSevRun(sev: KvmSevInfo, cpu: number): void {
+    sev.everRan.set(cpu);
+    sev.ranSinceWriteback.set(cpu);
     if (this.loadedVm[cpu] !== sev.id) {
       this.live.markWritebackSet();
       this.loadedVm[cpu] = sev.id;
@@ -203,21 +265,38 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.live.markKernel();
     this.flushCachesForAsidRecycle();
     this.hw.dfFlush();
+    // The flush covers every reclaimed ASID, in both ranges.
     this.asidBitmap.andNot(this.reclaimBitmap);
     this.reclaimBitmap.clearAll();
     // Every CPU was just written back: no VM can have a dirty line anywhere.
-    for (const sev of this.vms.values()) this.clearRanMask(sev);
+    // Upstream leaves the masks alone; the clearing policy may forget them.
+    for (const sev of this.vms.values()) {
+      sev.ranSinceWriteback.clearAll();
+      if (this.config.haveRunMask === 'clear-after-writeback') this.clearRanMask(sev);
+    }
     this.minimum.allWrittenBack();
   }
 
-  /** sev_asid_new(): the lowest free ASID, recycling once if none is free; -1 if none. */
-  protected sevAsidNew(): number {
-    let asid = this.asidBitmap.findNextZero(1);
-    if (asid > this.config.asids && !this.reclaimBitmap.isEmpty()) {
+  /** Lowest set bit of `b` in [lo, hi], or -1 (find_next_bit bounded by max_asid). */
+  private static nextSet(b: Bitmap, lo: number, hi: number): number {
+    for (let a = lo; a <= hi; a++) if (b.test(a)) return a;
+    return -1;
+  }
+
+  /**
+   * sev_asid_new(): the lowest free ASID in the type's range; if none, recycle
+   * once when that range has a reclaimed ASID (sev_flush_asids() answers
+   * EBUSY otherwise). -1: none; -2: the range is empty (ENOTTY).
+   */
+  protected sevAsidNew(type: VmType): number {
+    const { lo, hi } = this.asidRangeFor(type);
+    if (lo > hi) return -2;
+    let asid = this.asidBitmap.findNextZero(lo);
+    if (asid > hi && SevCacheImpl.nextSet(this.reclaimBitmap, lo, hi) >= 0) {
       this.recycleAsids();
-      asid = this.asidBitmap.findNextZero(1);
+      asid = this.asidBitmap.findNextZero(lo);
     }
-    if (asid > this.config.asids) return -1;
+    if (asid > hi) return -1;
     this.asidBitmap.set(asid);
     return asid;
   }
@@ -241,8 +320,36 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     const base = page * this.config.linesPerPage;
     for (let line = 0; line < this.config.linesPerPage; line++) {
       this.ghostWritten.clear(base + line);
+      this.ghostLaunch.clear(base + line);
+      this.ghostTainted.clear(base + line);
       this.live.touch(base + line);
     }
+  }
+
+  /** Unlist one region and unpin its pages once; returns the pages no region pins any more (still owned). */
+  private dropRegion(sev: KvmSevInfo, index: number): number[] {
+    const [r] = sev.regions.splice(index, 1);
+    const freed: number[] = [];
+    for (let p = r!.page; p < r!.page + r!.npages; p++) if (--this.pinCount[p]! === 0) freed.push(p);
+    return freed;
+  }
+
+  /** Regions lying inside a range handed back whole (indexes descending), or undefined if one sticks out. */
+  private wholeRegions(sev: KvmSevInfo, page: number, npages: number): number[] | undefined {
+    if (!this.rangeOwnedBy(sev.id, page, npages)) return undefined;
+    const out: number[] = [];
+    for (let i = sev.regions.length - 1; i >= 0; i--) {
+      const r = sev.regions[i]!;
+      if (r.page + r.npages <= page || r.page >= page + npages) continue;
+      if (r.page < page || r.page + r.npages > page + npages) return undefined;
+      out.push(i);
+    }
+    return out;
+  }
+
+  private unpinAll(sev: KvmSevInfo, pages: readonly number[]): void {
+    for (const p of pages) this.unpin(p);
+    sev.nrPages -= pages.length;
   }
 
   private rangeOwnedBy(vm: number, page: number, npages: number): boolean {
@@ -260,10 +367,6 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     return out;
   }
 
-  private release(sev: KvmSevInfo, page: number, npages: number): void {
-    for (let p = page; p < page + npages; p++) this.unpin(p);
-    sev.nrPages -= npages;
-  }
 
   private asidVm(asid: number): KvmSevInfo | undefined {
     const id = this.asidOwner[asid]!;
@@ -275,13 +378,15 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   private createVm(vm: number, type: VmType): SevResult {
     if (type === 'snp' && !this.config.smeCoherent) return err('EINVAL');
     if (this.vms.has(vm)) return err('EEXIST');
-    const asid = this.sevAsidNew();
+    const asid = this.sevAsidNew(type);
+    if (asid === -2) return err('ENOTTY');
     if (asid < 0) return err('EBUSY');
     if (type === 'snp') this.asidSnp.set(asid);
     else this.asidSnp.clear(asid);
     this.asidOwner[asid] = vm;
     const flags = type === 'snp' ? SEV_VM_SNP | SEV_VM_ES : type === 'sev-es' ? SEV_VM_ES : 0;
-    this.vms.set(vm, { id: vm, asid, flags, haveRunCpus: new Bitmap(this.config.cpus), nrPages: 0 });
+    const cpus = this.config.cpus;
+    this.vms.set(vm, { id: vm, asid, flags, haveRunCpus: new Bitmap(cpus), nrPages: 0, regions: [], everRan: new Bitmap(cpus), ranSinceWriteback: new Bitmap(cpus) });
     this.live.markKernel();
     return { ok: true, asid };
   }
@@ -289,21 +394,72 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   private registerRegion(vm: number, page: number, npages: number): SevResult {
     const sev = this.vms.get(vm);
     if (!sev) return err('ENOENT');
-    if (!this.rangeOwnedBy(NO_VM, page, npages)) return err('EINVAL');
+    if (npages < 1 || page + npages > this.config.pages) return err('EINVAL');
+    // sev_pin_memory() pins an overlapping range again: allowed for the VM's own pages.
+    for (let p = page; p < page + npages; p++) {
+      const o = this.pageOwner[p]!;
+      if (o !== NO_VM && o !== vm) return err('EINVAL');
+    }
     this.sevClflushPages(page, npages);
-    for (let p = page; p < page + npages; p++) this.pin(p, vm);
-    sev.nrPages += npages;
+    for (let p = page; p < page + npages; p++) {
+      if (this.pageOwner[p] === NO_VM) {
+        this.pin(p, vm);
+        sev.nrPages++;
+      }
+      this.pinCount[p]!++;
+    }
+    sev.regions.push({ page, npages });
     return OK;
   }
 
   private unregisterRegion(vm: number, page: number, npages: number): SevResult {
     const sev = this.vms.get(vm);
     if (!sev) return err('ENOENT');
-    if (!this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
+    const i = this.findEncRegion(sev, page, npages);
+    if (i < 0) return err('EINVAL');
     this.cost.releases++;
     this.minimum.release(vm);
-    this.writebackForRelease(sev, rangeOf(page, npages));
-    this.release(sev, page, npages);
+    const r = sev.regions[i]!;
+    this.writebackForRelease(sev, rangeOf(r.page, r.npages));
+    this.unpinAll(sev, this.dropRegion(sev, i));
+    return OK;
+  }
+
+  /** User space writes the launch image (C=0) into a registered page of a VM that has not run. */
+  private launchWrite(vm: number, cpu: number, page: number, line: number, value: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (cpu >= this.config.cpus || line >= this.config.linesPerPage) return err('EINVAL');
+    if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
+    if (sev.flags & (SEV_VM_SNP | SEV_VM_RAN)) return err('EINVAL');
+    const a = this.hw.addr(page, line);
+    this.hw.write(cpu, a, 0, value);
+    this.ghostWritten.clear(a);
+    this.ghostLaunchValue[a] = value;
+    this.ghostLaunch.set(a);
+    this.ghostTainted.set(a);
+    return OK;
+  }
+
+  /** sev_launch_update_data(): flush the C=0 lines, then LAUNCH_UPDATE_DATA encrypts in place. */
+  private launchUpdateData(vm: number, page: number, npages: number): SevResult {
+    const sev = this.vms.get(vm);
+    if (!sev) return err('ENOENT');
+    if (sev.flags & (SEV_VM_SNP | SEV_VM_RAN) || !this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
+    this.launchClflushPages(page, npages);
+    for (let p = page; p < page + npages; p++) {
+      this.hw.encryptInPlace(p, sev.asid);
+      const base = p * this.config.linesPerPage;
+      for (let a = base; a < base + this.config.linesPerPage; a++) {
+        this.live.touch(a);
+        this.ghostTainted.clear(a);
+        if (this.ghostLaunch.test(a)) {
+          this.ghostValue[a] = this.ghostLaunchValue[a]!;
+          this.ghostWritten.set(a);
+          this.ghostLaunch.clear(a);
+        } else this.ghostWritten.clear(a);
+      }
+    }
     return OK;
   }
 
@@ -319,8 +475,11 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     const a = this.hw.addr(page, line);
     if (value === undefined) return { ok: true, value: this.hw.read(cpu, a, sev.asid) };
     this.hw.write(cpu, a, sev.asid, value);
-    this.ghostValue[a] = value;
-    this.ghostWritten.set(a);
+    // A line user space dirtied through C=0 and never had encrypted carries no promise.
+    if (!this.ghostTainted.test(a)) {
+      this.ghostValue[a] = value;
+      this.ghostWritten.set(a);
+    }
     return OK;
   }
 
@@ -346,32 +505,52 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
   private flushEncryptedPage(vm: number, page: number): SevResult {
     const sev = this.vms.get(vm);
     if (!sev) return err('ENOENT');
+    // sev_free_vcpu() returns early unless the VM is SEV-ES or SNP.
+    if (!this.hasVmsa(sev)) return err('EINVAL');
     if (page >= this.config.pages || this.pageOwner[page] !== vm) return err('EFAULT');
+    // The VMSA is a page of its own: a one-page region pinned once.
+    const i = this.findEncRegion(sev, page, 1);
+    if (i < 0 || this.pinCount[page] !== 1) return err('EINVAL');
     this.cost.releases++;
     this.sevFlushEncryptedPage(sev, page);
-    this.release(sev, page, 1);
+    this.unpinAll(sev, this.dropRegion(sev, i));
     return OK;
   }
 
-  private memoryReclaimed(vm: number): SevResult {
+  private memoryReclaimed(vm: number, page: number | undefined, npages: number | undefined): SevResult {
     const sev = this.vms.get(vm);
     if (!sev) return err('ENOENT');
+    if ((page === undefined) !== (npages === undefined)) return err('EINVAL');
     // SNP private memory is not reachable through the hva-based notifiers.
     if (sev.flags & SEV_VM_SNP) return OK;
+    let idx: number[] = [];
+    if (page !== undefined && npages !== undefined) {
+      const w = this.wholeRegions(sev, page, npages);
+      if (w === undefined) return err('EINVAL');
+      idx = w;
+    }
     this.cost.releases++;
     this.minimum.release(vm);
-    this.writebackForRelease(sev, this.pagesOf(sev));
+    // The notifier fires because the host takes these pages back: write back first.
+    this.reclaimWriteback(sev);
+    const freed: number[] = [];
+    for (const i of idx) for (const p of this.dropRegion(sev, i)) freed.push(p);
+    this.unpinAll(sev, freed);
     return OK;
   }
 
   private gmemInvalidate(vm: number, page: number, npages: number): SevResult {
     const sev = this.vms.get(vm);
     if (!sev) return err('ENOENT');
-    if (!(sev.flags & SEV_VM_SNP) || !this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
+    if (!(sev.flags & SEV_VM_SNP)) return err('EINVAL');
+    const idx = this.wholeRegions(sev, page, npages);
+    if (idx === undefined) return err('EINVAL');
     this.cost.releases++;
     // sev_gmem_invalidate(): clflush_cache_range() of each page; SNP parts are SME_COHERENT.
     for (let p = page; p < page + npages; p++) this.cost.pageFlushLines += this.hw.clflushPage(p);
-    this.release(sev, page, npages);
+    const freed: number[] = [];
+    for (const i of idx) for (const p of this.dropRegion(sev, i)) freed.push(p);
+    this.unpinAll(sev, freed);
     return OK;
   }
 
@@ -383,7 +562,11 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
     this.minimum.forget(vm);
     const pages = this.pagesOf(sev);
     this.destroyWriteback(sev, pages);
-    for (const p of pages) this.unpin(p);
+    for (const p of pages) {
+      this.unpin(p);
+      this.pinCount[p] = 0;
+    }
+    sev.regions.length = 0;
     sev.nrPages = 0;
     // sev_unbind_asid(): DEACTIVATE, then the ASID waits in the reclaim bitmap.
     this.hw.deactivate();
@@ -417,11 +600,15 @@ export class SevCacheImpl implements System<SevOp, SevResult, SevView, SevScope>
       case 'flushEncryptedPage':
         return this.flushEncryptedPage(op.args.vm, op.args.page);
       case 'memoryReclaimed':
-        return this.memoryReclaimed(op.args.vm);
+        return this.memoryReclaimed(op.args.vm, op.args.page, op.args.npages);
       case 'gmemInvalidate':
         return this.gmemInvalidate(op.args.vm, op.args.page, op.args.npages);
       case 'destroyVm':
         return this.destroyVm(op.args.vm);
+      case 'launchWrite':
+        return this.launchWrite(op.args.vm, op.args.cpu, op.args.page, op.args.line, op.args.value);
+      case 'launchUpdateData':
+        return this.launchUpdateData(op.args.vm, op.args.page, op.args.npages);
     }
   }
 

@@ -8,13 +8,18 @@
  *
  * Reads answer the value the reader last wrote when it wrote the line since
  * it acquired the page (the host: since the page became free; a guest: since
- * the page was registered to it) and "unspecified" otherwise.
+ * the page was registered to it, or launch data once LAUNCH_UPDATE_DATA
+ * encrypted it) and "unspecified" otherwise.
+ *
+ * Regions are a list per VM and a pin count per page; ASIDs are searched in
+ * the VM type's range (README §2, §3).
  */
 import { dispatch, type OpHandlers, type System } from '../../harness/domain';
 import { MinimumTracker, zeroCounters, type SevCounters } from '../../spec/sev-cache/cost';
 import { LiveView, compareGuestLines, type KernelTables, type LiveSource, type SevScope } from '../../spec/sev-cache/live';
 import {
   OK,
+  asidRange,
   ciphertext,
   err,
   type Config,
@@ -38,6 +43,8 @@ interface Vm {
   readonly type: VmType;
   readonly asid: number;
   fresh: boolean;
+  /** Registered regions in registration order (the kernel's regions_list). */
+  readonly regions: { readonly page: number; readonly npages: number }[];
 }
 
 type AsidState = 'free' | 'active' | 'reclaim';
@@ -53,8 +60,14 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
   private readonly asidSnp: boolean[];
   /** page -> VM it is registered to. */
   private readonly owner = new Map<number, number>();
+  /** page -> how many of its owner's regions cover it (pin count). */
+  private readonly pins = new Map<number, number>();
   /** addr -> what the current owner last wrote there. */
   private readonly written = new Map<number, { page: number; line: number; value: number }>();
+  /** addr -> launch image data user space wrote (C=0) into a registered page, not yet encrypted by LAUNCH_UPDATE_DATA. */
+  private readonly launchData = new Map<number, { page: number; line: number; value: number }>();
+  /** Lines user space wrote through C=0 into a registered page and never had encrypted: nothing is promised about them. */
+  private readonly tainted = new Set<number>();
   /** Firmware: CPUs that ran WBINVD since the last DEACTIVATE. */
   private readonly wbinvdSinceDeactivate = new Set<number>();
   private dfFlushes = 0;
@@ -193,8 +206,53 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     for (let line = 0; line < this.config.linesPerPage; line++) {
       const a = this.lk(page, line);
       this.written.delete(a);
+      this.launchData.delete(a);
+      this.tainted.delete(a);
       this.live.touch(a);
     }
+  }
+
+  /** Remove one region of the VM; returns the pages no region of it covers any more. */
+  private dropRegion(vm: Vm, index: number): number[] {
+    const [r] = vm.regions.splice(index, 1);
+    const freed: number[] = [];
+    for (let p = r!.page; p < r!.page + r!.npages; p++) {
+      const n = (this.pins.get(p) ?? 0) - 1;
+      if (n <= 0) {
+        this.pins.delete(p);
+        freed.push(p);
+      } else this.pins.set(p, n);
+    }
+    return freed;
+  }
+
+  /** find_enc_region(): the first region with exactly this start and size. */
+  private findRegion(vm: Vm, page: number, npages: number): number {
+    return vm.regions.findIndex((r) => r.page === page && r.npages === npages);
+  }
+
+  /**
+   * A range handed back whole (gmem hole-punch, reclaim with a range): every
+   * page is the VM's and every region touching it lies inside it. Returns the
+   * indexes of those regions (descending), or undefined.
+   */
+  private wholeRegions(vmId: number, vm: Vm, page: number, npages: number): number[] | undefined {
+    if (!this.rangeOwnedBy(vmId, page, npages)) return undefined;
+    const out: number[] = [];
+    for (let i = vm.regions.length - 1; i >= 0; i--) {
+      const r = vm.regions[i]!;
+      if (r.page + r.npages <= page || r.page >= page + npages) continue;
+      if (r.page < page || r.page + r.npages > page + npages) return undefined;
+      out.push(i);
+    }
+    return out;
+  }
+
+  /** Drop the given regions (indexes descending); returns the pages freed. */
+  private dropRegions(vm: Vm, indexes: readonly number[]): number[] {
+    const freed: number[] = [];
+    for (const i of indexes) for (const p of this.dropRegion(vm, i)) freed.push(p);
+    return freed;
   }
 
   private pagesOf(vm: number): number[] {
@@ -224,11 +282,63 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     const k = this.lk(page, line);
     if (value !== undefined) {
       this.write(cpu, page, line, vm.asid, value);
-      this.written.set(k, { page, line, value });
+      // A line user space dirtied through C=0 and never had encrypted may be
+      // written back over the guest's data at any time: user space's doing.
+      if (!this.tainted.has(k)) this.written.set(k, { page, line, value });
       return OK;
     }
     const v = this.read(cpu, page, line, vm.asid);
     return { ok: true, value: this.written.has(k) ? v : 'unspecified' };
+  }
+
+  /** User space writes the launch image through its C=0 mapping into a page registered to a VM that has not run. */
+  private launchWrite(vmId: number, cpu: number, page: number, line: number, value: number): SevResult {
+    const vm = this.vms.get(vmId);
+    if (!vm) return err('ENOENT');
+    if (!this.inRange(cpu, line)) return err('EINVAL');
+    if (this.owner.get(page) !== vmId) return err('EFAULT');
+    if (vm.type === 'snp' || !vm.fresh) return err('EINVAL');
+    const k = this.lk(page, line);
+    this.write(cpu, page, line, 0, value);
+    this.written.delete(k);
+    this.launchData.set(k, { page, line, value });
+    this.tainted.add(k);
+    return OK;
+  }
+
+  /**
+   * sev_launch_update_data(): CLFLUSH the pages' C=0 lines (non-coherent
+   * parts), then the firmware encrypts them in place with the VM's key.
+   */
+  private launchUpdateData(vmId: number, page: number, npages: number): SevResult {
+    const vm = this.vms.get(vmId);
+    if (!vm) return err('ENOENT');
+    if (vm.type === 'snp' || !vm.fresh || !this.rangeOwnedBy(vmId, page, npages)) return err('EINVAL');
+    this.clflushC0(page, npages);
+    for (let p = page; p < page + npages; p++) {
+      if (this.config.smeCoherent) {
+        // The PSP's accesses are coherent with the caches on these parts.
+        for (let line = 0; line < this.config.linesPerPage; line++) {
+          for (let key = 0; key <= this.config.asids; key++) {
+            const holders = this.lines.get(this.tk(p, line, key));
+            if (holders) for (const [c, l] of [...holders]) this.drop(c, l);
+          }
+        }
+      }
+      for (let line = 0; line < this.config.linesPerPage; line++) {
+        const a = this.lk(p, line);
+        this.live.touch(a);
+        const m = this.memory.get(a) ?? { value: 0, key: 0 };
+        const plain = m.key === 0 ? m.value : ciphertext(m.value, m.key, 0);
+        this.memory.set(a, { value: plain, key: vm.asid });
+        const d = this.launchData.get(a);
+        this.launchData.delete(a);
+        this.tainted.delete(a);
+        if (d) this.written.set(a, d);
+        else this.written.delete(a);
+      }
+    }
+    return OK;
   }
 
   private hostAccess(cpu: number, page: number, line: number, value: number | undefined): SevResult {
@@ -244,23 +354,32 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     return { ok: true, value: this.written.has(k) ? v : 'unspecified' };
   }
 
+  /** The lowest ASID in [lo, hi] in the given state, or -1. */
+  private findAsid(lo: number, hi: number, state: AsidState): number {
+    for (let a = lo; a <= hi; a++) if (this.asidState[a] === state) return a;
+    return -1;
+  }
+
   private createVm(vm: number, type: VmType): SevResult {
     if (type === 'snp' && !this.config.smeCoherent) return err('EINVAL');
     if (this.vms.has(vm)) return err('EEXIST');
-    let asid = this.asidState.indexOf('free', 1);
-    if (asid < 0 && this.asidState.includes('reclaim')) {
-      // Recycling: WBINVD on every CPU, then DF_FLUSH.
+    const { lo, hi } = asidRange(this.config, type);
+    if (lo > hi) return err('ENOTTY');
+    let asid = this.findAsid(lo, hi, 'free');
+    if (asid < 0 && this.findAsid(lo, hi, 'reclaim') >= 0) {
+      // Recycling: WBINVD on every CPU, then DF_FLUSH; every reclaimed ASID
+      // (in either range) becomes free.
       this.cost.recycles++;
       this.cost.recycleLinesInvalidated += this.wbinvdAll();
       this.minimum.allWrittenBack();
       this.dfFlush();
       for (let a = 1; a <= this.config.asids; a++) if (this.asidState[a] === 'reclaim') this.asidState[a] = 'free';
-      asid = this.asidState.indexOf('free', 1);
+      asid = this.findAsid(lo, hi, 'free');
     }
     if (asid < 0) return err('EBUSY');
     this.asidState[asid] = 'active';
     this.asidSnp[asid] = type === 'snp';
-    this.vms.set(vm, { type, asid, fresh: true });
+    this.vms.set(vm, { type, asid, fresh: true, regions: [] });
     this.live.markKernel();
     return { ok: true, asid };
   }
@@ -271,48 +390,76 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     for (let cpu = 0; cpu < this.config.cpus; cpu++) if (!this.wbinvdSinceDeactivate.has(cpu)) this.lastDfFlushMissing.push(cpu);
   }
 
-  private registerRegion(vm: number, page: number, npages: number): SevResult {
-    if (!this.vms.has(vm)) return err('ENOENT');
-    if (npages < 1 || page + npages > this.config.pages) return err('EINVAL');
-    for (let p = page; p < page + npages; p++) if (this.owner.has(p)) return err('EINVAL');
-    this.clflushC0(page, npages);
-    for (let p = page; p < page + npages; p++) {
-      this.owner.set(p, vm);
-      this.forget(p);
-    }
-    return OK;
-  }
-
-  private unregisterRegion(vm: number, page: number, npages: number): SevResult {
-    if (!this.vms.has(vm)) return err('ENOENT');
-    if (!this.rangeOwnedBy(vm, page, npages)) return err('EINVAL');
-    this.minimum.release(vm);
-    this.release(vm, range(page, npages));
-    return OK;
-  }
-
-  private flushEncryptedPage(vm: number, page: number): SevResult {
-    if (!this.vms.has(vm)) return err('ENOENT');
-    if (this.owner.get(page) !== vm) return err('EFAULT');
-    if (!this.config.smeCoherent && this.config.vmPageFlush === 'faults') this.minimum.release(vm);
-    this.release(vm, [page]);
-    return OK;
-  }
-
-  private memoryReclaimed(vmId: number): SevResult {
+  private registerRegion(vmId: number, page: number, npages: number): SevResult {
     const vm = this.vms.get(vmId);
     if (!vm) return err('ENOENT');
-    if (vm.type === 'snp') return OK;
+    if (npages < 1 || page + npages > this.config.pages) return err('EINVAL');
+    // Upstream pins the range again and lists a second region; hvspec follows
+    // that for pages the VM already holds, and refuses another VM's pages.
+    for (let p = page; p < page + npages; p++) {
+      const o = this.owner.get(p);
+      if (o !== undefined && o !== vmId) return err('EINVAL');
+    }
+    this.clflushC0(page, npages);
+    for (let p = page; p < page + npages; p++) {
+      if (!this.owner.has(p)) {
+        this.owner.set(p, vmId);
+        this.forget(p);
+      }
+      this.pins.set(p, (this.pins.get(p) ?? 0) + 1);
+    }
+    vm.regions.push({ page, npages });
+    return OK;
+  }
+
+  private unregisterRegion(vmId: number, page: number, npages: number): SevResult {
+    const vm = this.vms.get(vmId);
+    if (!vm) return err('ENOENT');
+    const i = this.findRegion(vm, page, npages);
+    if (i < 0) return err('EINVAL');
     this.minimum.release(vmId);
-    this.release(vmId, []);
+    this.release(vmId, this.dropRegion(vm, i));
+    return OK;
+  }
+
+  private flushEncryptedPage(vmId: number, page: number): SevResult {
+    const vm = this.vms.get(vmId);
+    if (!vm) return err('ENOENT');
+    // sev_free_vcpu() returns early for plain SEV: there is no VMSA.
+    if (vm.type === 'sev') return err('EINVAL');
+    if (this.owner.get(page) !== vmId) return err('EFAULT');
+    // The VMSA is one page of its own: a one-page region, pinned once.
+    const i = this.findRegion(vm, page, 1);
+    if (i < 0 || this.pins.get(page) !== 1) return err('EINVAL');
+    if (!this.config.smeCoherent && this.config.vmPageFlush === 'faults') this.minimum.release(vmId);
+    this.release(vmId, this.dropRegion(vm, i));
+    return OK;
+  }
+
+  private memoryReclaimed(vmId: number, page: number | undefined, npages: number | undefined): SevResult {
+    const vm = this.vms.get(vmId);
+    if (!vm) return err('ENOENT');
+    if ((page === undefined) !== (npages === undefined)) return err('EINVAL');
+    // SNP private memory is out of reach of the hva-based notifiers: nothing happens.
+    if (vm.type === 'snp') return OK;
+    let freed: number[] = [];
+    if (page !== undefined && npages !== undefined) {
+      const idx = this.wholeRegions(vmId, vm, page, npages);
+      if (idx === undefined) return err('EINVAL');
+      freed = this.dropRegions(vm, idx);
+    }
+    this.minimum.release(vmId);
+    this.release(vmId, freed);
     return OK;
   }
 
   private gmemInvalidate(vmId: number, page: number, npages: number): SevResult {
     const vm = this.vms.get(vmId);
     if (!vm) return err('ENOENT');
-    if (vm.type !== 'snp' || !this.rangeOwnedBy(vmId, page, npages)) return err('EINVAL');
-    this.release(vmId, range(page, npages));
+    if (vm.type !== 'snp') return err('EINVAL');
+    const idx = this.wholeRegions(vmId, vm, page, npages);
+    if (idx === undefined) return err('EINVAL');
+    this.release(vmId, this.dropRegions(vm, idx));
     return OK;
   }
 
@@ -321,6 +468,8 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     if (!vm) return err('ENOENT');
     this.minimum.release(vmId);
     this.minimum.forget(vmId);
+    vm.regions.length = 0;
+    for (const p of this.pagesOf(vmId)) this.pins.delete(p);
     this.release(vmId, this.pagesOf(vmId));
     // DEACTIVATE: the firmware forgets which CPUs ran WBINVD.
     this.wbinvdSinceDeactivate.clear();
@@ -348,9 +497,11 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     hostRead: ({ cpu, page, line }) => this.hostAccess(cpu, page, line, undefined),
     evict: ({ cpu, page, line, key }) => this.evict(cpu, page, line, key),
     flushEncryptedPage: ({ vm, page }) => this.flushEncryptedPage(vm, page),
-    memoryReclaimed: ({ vm }) => this.memoryReclaimed(vm),
+    memoryReclaimed: ({ vm, page, npages }) => this.memoryReclaimed(vm, page, npages),
     gmemInvalidate: ({ vm, page, npages }) => this.gmemInvalidate(vm, page, npages),
     destroyVm: ({ vm }) => this.destroyVm(vm),
+    launchWrite: ({ vm, cpu, page, line, value }) => this.launchWrite(vm, cpu, page, line, value),
+    launchUpdateData: ({ vm, page, npages }) => this.launchUpdateData(vm, page, npages),
   };
 
   apply(op: SevOp): SevResult {
@@ -451,6 +602,10 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
     const mem = [...this.memory].filter(([, m]) => m.value !== 0 || m.key !== 0).map(([k, m]) => `${k}=${m.value}/${m.key}`).sort();
     const owner = [...this.owner].sort((a, b) => a[0] - b[0]).map(([p, v]) => `${p}>${v}`);
     const written = [...this.written].map(([k, w]) => `${k}=${w.value}`).sort();
+    const launch = [...this.launchData].map(([k, w]) => `${k}=${w.value}`).sort();
+    const tainted = [...this.tainted].sort((a, b) => a - b);
+    const pins = [...this.pins].sort((a, b) => a[0] - b[0]).map(([p, n]) => `${p}x${n}`);
+    const regions = [...this.vms].sort((a, b) => a[0] - b[0]).map(([id, v]) => `${id}:${v.regions.map((r) => `${r.page}+${r.npages}`).join('/')}`);
     const wb = [...this.wbinvdSinceDeactivate].sort((a, b) => a - b);
     return [
       vms.join(';'),
@@ -458,6 +613,10 @@ export class SevCacheModel implements System<SevOp, SevResult, SevView, SevScope
       this.asidSnp.map((s) => (s ? 1 : 0)).join(''),
       owner.join(','),
       written.join(','),
+      launch.join(','),
+      tainted.join(','),
+      pins.join(','),
+      regions.join(';'),
       caches.join(','),
       mem.join(','),
       wb.join(','),
@@ -473,9 +632,6 @@ function sortedKeys(m: Map<number, unknown>): Int32Array {
   return new Int32Array(keys).sort();
 }
 
-function range(page: number, npages: number): number[] {
-  return Array.from({ length: npages }, (_, i) => page + i);
-}
 
 export function createModel(config: Config): SevCacheModel {
   return new SevCacheModel(config);

@@ -6,7 +6,7 @@
 import type { Mutant } from '../../harness/domain';
 import { SevCacheImpl, type KvmSevInfo } from '../../impl/sev-cache/sev';
 import type { SevScope } from '../../spec/sev-cache/live';
-import type { Config, SevOp, SevResult, SevView } from '../../spec/sev-cache/types';
+import type { Config, SevOp, SevResult, SevView, VmType } from '../../spec/sev-cache/types';
 
 type SevMutant = Mutant<Config, SevOp, SevResult, SevView, SevScope>;
 
@@ -79,6 +79,58 @@ class RegisterWithoutClflush extends SevCacheImpl {
   protected override sevClflushPages(_page: number, _npages: number): void {}
 }
 
+/**
+ * find_enc_region() matching any registered region that *contains* the range
+ * instead of one with exactly the same start and size: a sub-range is
+ * accepted and the whole containing region is released.
+ */
+class UnregisterMatchesContainingRegion extends SevCacheImpl {
+  protected override findEncRegion(sev: KvmSevInfo, page: number, npages: number): number {
+    return sev.regions.findIndex((r) => r.page <= page && page + npages <= r.page + r.npages && npages > 0);
+  }
+}
+
+/**
+ * sev_asid_new() ignoring min_sev_asid: every VM type allocates from 1 .. max,
+ * so a plain SEV VM can take an ASID of the SEV-ES range (and recycling is
+ * not per range).
+ */
+class AsidRangeIgnored extends SevCacheImpl {
+  protected override asidRangeFor(_type: VmType): { readonly lo: number; readonly hi: number } {
+    return { lo: 1, hi: this.config.asids };
+  }
+}
+
+/**
+ * The MMU-notifier reclaim (sev_guest_memory_reclaimed()) without the cache
+ * writeback: the host takes the pages back with the guest's dirty C=1 lines
+ * still cached.
+ */
+class ReclaimWithoutWriteback extends SevCacheImpl {
+  protected override reclaimWriteback(_sev: KvmSevInfo): void {}
+}
+
+/**
+ * sev_launch_update_data() without sev_clflush_pages(): the launch image user
+ * space wrote with C=0 is still in a dirty cache line when the firmware
+ * encrypts the page in place, so the firmware encrypts stale memory and the
+ * C=0 line later lands on top of the ciphertext.
+ */
+class LaunchUpdateWithoutClflush extends SevCacheImpl {
+  protected override launchClflushPages(_page: number, _npages: number): void {}
+}
+
+/**
+ * Treats every VM as having a VMSA: sev_free_vcpu()'s early return for plain
+ * SEV is missing, so a plain SEV VM's page is flushed and freed as if it
+ * were one.
+ */
+class VmsaFreeForPlainSev extends SevCacheImpl {
+  protected override hasVmsa(_sev: KvmSevInfo): boolean {
+    return true;
+  }
+}
+
 function mutant(
   id: string,
   title: string,
@@ -128,7 +180,7 @@ export const MUTANTS: readonly SevMutant[] = [
   mutant(
     'destroy-without-writeback',
     'sev_vm_destroy() frees the VM\'s pages without writing caches back',
-    `${SEED}: sev_vm_destroy() hunk (sev_writeback_caches() before unregistering the regions)`,
+    `${SEED}: sev_vm_destroy() hunk (sev_writeback_caches() before unregistering the regions); upstream since 7e00013bd339 the notifier reclaim / gmem invalidation before sev_vm_destroy() writes back, which hvspec's destroyVm stands for`,
     ['no-stale-c1-dirty'],
     DestroyWithoutWriteback,
   ),
@@ -138,5 +190,40 @@ export const MUTANTS: readonly SevMutant[] = [
     'arch/x86/kvm/svm/sev.c sev_mem_enc_register_region() -> sev_clflush_pages() ("make sure caches are flushed to ensure that guest data gets written into memory with correct C-bit")',
     ['guest-integrity'],
     RegisterWithoutClflush,
+  ),
+  mutant(
+    'unregister-matches-containing-region',
+    'unregistering accepts a sub-range of a registered region (and releases the whole region) instead of an exact match',
+    'arch/x86/kvm/svm/sev.c find_enc_region() (address and size must both match) via sev_mem_enc_unregister_region() -> EINVAL',
+    ['result-mismatch', 'view-mismatch'],
+    UnregisterMatchesContainingRegion,
+  ),
+  mutant(
+    'asid-range-ignored',
+    'ASIDs are allocated from 1..max for every VM type, ignoring the SEV-ES/SNP vs SEV split at min_sev_asid',
+    'arch/x86/kvm/svm/sev.c sev_asid_new() (SEV-ES/SNP: 1..min_sev_asid-1; SEV: min_sev_asid..max_sev_asid) and sev_flush_asids(min_asid, max_asid)',
+    ['result-mismatch', 'asid-in-range'],
+    AsidRangeIgnored,
+  ),
+  mutant(
+    'reclaim-without-writeback',
+    'the MMU-notifier reclaim path does not write caches back before the host takes the pages',
+    'arch/x86/kvm/svm/sev.c sev_guest_memory_reclaimed() (sev_writeback_caches() for SEV/SEV-ES)',
+    ['no-stale-c1-dirty'],
+    ReclaimWithoutWriteback,
+  ),
+  mutant(
+    'launch-update-without-clflush',
+    'LAUNCH_UPDATE_DATA encrypts the pages in place without first flushing the C=0 launch image from the caches',
+    'arch/x86/kvm/svm/sev.c sev_launch_update_data() -> sev_clflush_pages() ("Flush (on non-coherent CPUs) before LAUNCH_UPDATE encrypts pages in place")',
+    ['guest-integrity'],
+    LaunchUpdateWithoutClflush,
+  ),
+  mutant(
+    'vmsa-free-for-plain-sev',
+    'the VMSA free path runs for plain SEV VMs, which have no VMSA (sev_free_vcpu() returns early unless SEV-ES)',
+    'arch/x86/kvm/svm/sev.c sev_free_vcpu() (if (!sev_es_guest(vcpu->kvm)) return)',
+    ['result-mismatch'],
+    VmsaFreeForPlainSev,
   ),
 ];

@@ -68,6 +68,10 @@ export interface SevCounters {
   recycles: number;
   /** Lines dropped by the WBINVDs of ASID recycling. */
   recycleLinesInvalidated: number;
+  /** Implementation only: CPUs the upstream mask (never cleared) would write back, summed over writebacks. */
+  cpusWrittenBackUpstream: number;
+  /** Implementation only: CPUs a mask cleared after each writeback would write back, summed over writebacks. */
+  cpusWrittenBackClearing: number;
 }
 
 export function zeroCounters(): SevCounters {
@@ -79,5 +83,7 @@ export function zeroCounters(): SevCounters {
     pageFlushLines: 0,
     recycles: 0,
     recycleLinesInvalidated: 0,
+    cpusWrittenBackUpstream: 0,
+    cpusWrittenBackClearing: 0,
   };
 }

@@ -1,10 +1,10 @@
 /**
- * The five sev-cache invariants, as predicates on a View. Each check is
+ * The six sev-cache invariants, as predicates on a View. Each check is
  * linear in the View and answers null or one sentence naming the lines.
  */
 import type { Invariant } from '../../harness/domain';
 import type { SevScope } from './live';
-import type { Config, GuestLineViewT, SevView, VmViewT, WrittenViewT } from './types';
+import { asidRange, type Config, type GuestLineViewT, type SevView, type VmViewT, type WrittenViewT } from './types';
 
 export type SevInvariant = Invariant<Config, SevView, SevScope>;
 
@@ -54,7 +54,7 @@ export const noStaleC1Dirty: SevInvariant = {
   title: 'no dirty guest-keyed line outlives its page\'s registration',
   statement:
     'After every operation, every dirty cache line tagged with a guest key (an ASID) belongs to a page registered to the live VM that holds that ASID; ' +
-    'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, destroy) no CPU may still hold a dirty C=1 line for it.',
+    'once a page leaves the guest (unregister, VMSA free, gmem hole-punch, reclaim with a range, destroy) no CPU may still hold a dirty C=1 line for it.',
   source: `${SEED_PATCH}: commit message (the C=1 dirty line written back after the host wrote the page with C=0) and sev_writeback_caches()`,
   check(view, _config, scope) {
     for (const l of guestLinesIn(view, scope)) {
@@ -99,8 +99,8 @@ export const guestIntegrity: SevInvariant = {
   id: 'guest-integrity',
   title: 'a guest reads back what it wrote to its registered page',
   statement:
-    'For every line of a registered page that the owning VM has written during this registration, a read with the VM\'s key returns the last value the VM wrote.',
-  source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages)`,
+    'For every line of a registered page that the owning VM has written during this registration (or that LAUNCH_UPDATE_DATA encrypted from the launch image), a read with the VM\'s key returns that value.',
+  source: `${SEED_PATCH}; arch/x86/kvm/svm/sev.c sev_clflush_pages() at KVM_MEMORY_ENCRYPT_REG_REGION (C=0 lines flushed before the guest uses the pages) and in sev_launch_update_data() (the C=0 launch image flushed before LAUNCH_UPDATE_DATA encrypts it in place)`,
   check(view, _config, scope) {
     for (const w of writtenIn(view, scope)) {
       if (w.key === 0 || w.reads === w.value) continue;
@@ -169,4 +169,29 @@ export const writebackCovers: SevInvariant = {
   },
 };
 
-export const INVARIANTS: readonly SevInvariant[] = [noStaleC1Dirty, hostIntegrity, guestIntegrity, asidReuseClean, writebackCovers];
+export const asidInRange: SevInvariant = {
+  id: 'asid-in-range',
+  title: 'every VM holds an ASID of its type\'s range',
+  statement:
+    'Every live VM holds an ASID of its type\'s range: SEV-ES and SNP VMs 1 .. minSevAsid-1, plain SEV VMs minSevAsid .. asids (every type 1 .. asids when the config does not split them); ' +
+    'no two live VMs hold the same ASID.',
+  source: 'arch/x86/kvm/svm/sev.c sev_asid_new() ("SEV-enabled guests must use asid from min_sev_asid to max_sev_asid. SEV-ES-enabled guest can use from 1 to min_sev_asid - 1")',
+  check(view, config, scope) {
+    if (scope && !scope.kernel) return null;
+    const seen = new Map<number, number>();
+    for (const v of view.vms) {
+      const { lo, hi } = asidRange(config, v.type);
+      if (v.asid < lo || v.asid > hi) return `VM ${v.vm} (${v.type}) holds ASID ${v.asid}, outside its range ${lo} .. ${hi}.`;
+      const other = seen.get(v.asid);
+      if (other !== undefined) return `VMs ${other} and ${v.vm} both hold ASID ${v.asid}.`;
+      seen.set(v.asid, v.vm);
+    }
+    return null;
+  },
+  exercised(view, config, scope) {
+    if (scope && !scope.kernel) return false;
+    return config.minSevAsid !== undefined && view.vms.length > 0;
+  },
+};
+
+export const INVARIANTS: readonly SevInvariant[] = [noStaleC1Dirty, hostIntegrity, guestIntegrity, asidReuseClean, writebackCovers, asidInRange];

@@ -5,7 +5,7 @@
  * See README.md in this folder for the rules these shapes carry.
  */
 import * as t from 'io-ts';
-import { Int, Nat, PosInt, decode, oneOf, strict } from '../../harness/codec';
+import { Int, Nat, PosInt, decode, intRange, oneOf, strict } from '../../harness/codec';
 import type { InputError, Json, Resolved } from '../../harness/domain';
 
 /** Upper bounds of the configuration (bitmaps are sized from them). */
@@ -20,6 +20,14 @@ export type VmType = t.TypeOf<typeof VmType>;
 export const VmPageFlush = oneOf(['works', 'faults'], 'VM_PAGE_FLUSH behaviour ("works" | "faults")');
 export type VmPageFlush = t.TypeOf<typeof VmPageFlush>;
 
+/**
+ * When the implementation forgets where a VM ran: never ("upstream", commit
+ * 6f38f8c57464 "For simplicity, never remove CPUs from the bitmap"), or right
+ * after each writeback ("clear-after-writeback", hvspec's own refinement).
+ */
+export const HaveRunMask = oneOf(['upstream', 'clear-after-writeback'], 'have-run CPU mask policy ("upstream" | "clear-after-writeback")');
+export type HaveRunMask = t.TypeOf<typeof HaveRunMask>;
+
 /** The configuration input: every field optional, nothing else allowed. */
 export const ConfigInput = strict(
   {},
@@ -31,6 +39,8 @@ export const ConfigInput = strict(
     wbnoinvd: t.boolean,
     smeCoherent: t.boolean,
     vmPageFlush: VmPageFlush,
+    minSevAsid: Nat,
+    haveRunMask: HaveRunMask,
   },
   'sev-cache config',
 );
@@ -51,6 +61,14 @@ export interface Config {
   readonly smeCoherent: boolean;
   /** Whether a write to MSR_AMD64_VM_PAGE_FLUSH succeeds or faults. */
   readonly vmPageFlush: VmPageFlush;
+  /**
+   * min_sev_asid (CPUID 0x8000001F EDX): SEV-ES and SNP VMs get ASIDs
+   * 1 .. minSevAsid-1, plain SEV VMs minSevAsid .. asids. Absent: one range
+   * 1 .. asids for every type (hvspec's older, simpler machine).
+   */
+  readonly minSevAsid?: number;
+  /** Have-run mask policy of the implementation (the model writes back every CPU either way). */
+  readonly haveRunMask: HaveRunMask;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -61,7 +79,14 @@ export const DEFAULT_CONFIG: Config = {
   wbnoinvd: true,
   smeCoherent: false,
   vmPageFlush: 'works',
+  haveRunMask: 'upstream',
 };
+
+/** The ASIDs a VM of this type may get (sev_asid_new()); empty when lo > hi. */
+export function asidRange(c: Config, type: VmType): { readonly lo: number; readonly hi: number } {
+  if (c.minSevAsid === undefined) return { lo: 1, hi: c.asids };
+  return type === 'sev' ? { lo: c.minSevAsid, hi: c.asids } : { lo: 1, hi: c.minSevAsid - 1 };
+}
 
 const RANGES: ReadonlyArray<readonly [keyof Config & ('cpus' | 'pages' | 'linesPerPage' | 'asids'), number, number]> = [
   ['cpus', 1, MAX_CPUS],
@@ -80,6 +105,9 @@ export function resolveConfig(input: unknown): Resolved<Config> {
     const v = config[field];
     if (v < min || v > max) errors.push({ path: `$.config.${field}`, message: `${field} must be in [${min}, ${max}], got ${v}` });
   }
+  if (config.minSevAsid !== undefined && (config.minSevAsid < 1 || config.minSevAsid > config.asids + 1)) {
+    errors.push({ path: '$.config.minSevAsid', message: `minSevAsid must be in [1, asids + 1 = ${config.asids + 1}], got ${config.minSevAsid}` });
+  }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: config };
 }
 
@@ -90,7 +118,7 @@ function stripUndefined(o: ConfigInput): Partial<Config> {
 }
 
 export function encodeConfig(c: Config): Json {
-  return {
+  const out: { [k: string]: Json } = {
     cpus: c.cpus,
     pages: c.pages,
     linesPerPage: c.linesPerPage,
@@ -98,28 +126,51 @@ export function encodeConfig(c: Config): Json {
     wbnoinvd: c.wbnoinvd,
     smeCoherent: c.smeCoherent,
     vmPageFlush: c.vmPageFlush,
+    haveRunMask: c.haveRunMask,
   };
+  if (c.minSevAsid !== undefined) out['minSevAsid'] = c.minSevAsid;
+  return out;
 }
 
 // ---------------------------------------------------------------------------
 // Operations
 
-const VmId = PosInt;
-const Range = strict({ vm: VmId, page: Nat, npages: Nat });
+/*
+ * Every number an op accepts is bounded by what the model and the
+ * implementation can hold: VM ids live in Int32Array slots (asidOwner,
+ * pageOwner, loadedVm), page/CPU/line/key numbers index arrays sized from the
+ * config's upper bounds. Out-of-bound input is a decode error at its JSON
+ * path (exit 2), never a crash inside a system.
+ */
+/** A VM id: a positive 31-bit integer. */
+const VmId = intRange(1, 0x7fffffff, 'VM id (1 .. 2^31-1)');
+const PageNo = intRange(0, MAX_PAGES, `page number (0 .. ${MAX_PAGES})`);
+const PageCount = intRange(0, MAX_PAGES, `page count (0 .. ${MAX_PAGES})`);
+const CpuNo = intRange(0, MAX_CPUS, `CPU number (0 .. ${MAX_CPUS})`);
+const LineNo = intRange(0, MAX_LINES_PER_PAGE, `line number (0 .. ${MAX_LINES_PER_PAGE})`);
+const KeyNo = intRange(0, MAX_ASIDS, `key (0 .. ${MAX_ASIDS})`);
+/** A value written to memory: a signed 32-bit integer. */
+const Value = intRange(-0x80000000, 0x7fffffff, 'value (signed 32-bit integer)');
+const Range = strict({ vm: VmId, page: PageNo, npages: PageCount });
 
 export const opArgs = {
   createVm: strict({ vm: VmId, type: VmType }),
   registerRegion: Range,
   unregisterRegion: Range,
-  guestWrite: strict({ vm: VmId, cpu: Nat, page: Nat, line: Nat, value: Int }),
-  guestRead: strict({ vm: VmId, cpu: Nat, page: Nat, line: Nat }),
-  hostWrite: strict({ cpu: Nat, page: Nat, line: Nat, value: Int }),
-  hostRead: strict({ cpu: Nat, page: Nat, line: Nat }),
-  evict: strict({ cpu: Nat, page: Nat, line: Nat, key: Nat }),
-  flushEncryptedPage: strict({ vm: VmId, page: Nat }),
-  memoryReclaimed: strict({ vm: VmId }),
+  guestWrite: strict({ vm: VmId, cpu: CpuNo, page: PageNo, line: LineNo, value: Value }),
+  guestRead: strict({ vm: VmId, cpu: CpuNo, page: PageNo, line: LineNo }),
+  hostWrite: strict({ cpu: CpuNo, page: PageNo, line: LineNo, value: Value }),
+  hostRead: strict({ cpu: CpuNo, page: PageNo, line: LineNo }),
+  evict: strict({ cpu: CpuNo, page: PageNo, line: LineNo, key: KeyNo }),
+  flushEncryptedPage: strict({ vm: VmId, page: PageNo }),
+  /** The old form `{ vm }` (writeback only) is still accepted; with a range, those pages go back to the host. */
+  memoryReclaimed: strict({ vm: VmId }, { page: PageNo, npages: PageCount }),
   gmemInvalidate: Range,
   destroyVm: strict({ vm: VmId }),
+  /** User space writes the launch image into a registered page of a VM that has not run, through its own (C=0) mapping. */
+  launchWrite: strict({ vm: VmId, cpu: CpuNo, page: PageNo, line: LineNo, value: Value }),
+  /** KVM_SEV_LAUNCH_UPDATE_DATA: the firmware encrypts the pages in place with the VM's key. */
+  launchUpdateData: Range,
 };
 
 type ArgsOf<K extends keyof typeof opArgs> = t.TypeOf<(typeof opArgs)[K]>;
@@ -148,7 +199,7 @@ export function validateOp(op: SevOp, c: Config): InputError[] {
 // ---------------------------------------------------------------------------
 // Results
 
-export const Errno = oneOf(['EINVAL', 'ENOENT', 'EEXIST', 'EBUSY', 'EFAULT'], 'errno');
+export const Errno = oneOf(['EINVAL', 'ENOENT', 'EEXIST', 'EBUSY', 'EFAULT', 'ENOTTY'], 'errno');
 export type Errno = t.TypeOf<typeof Errno>;
 
 export const ReadValue = t.union([Int, t.literal('unspecified')]);

@@ -14,15 +14,18 @@ import { MinimumTracker } from '../../spec/sev-cache/cost';
 import { mergeScopes } from '../../spec/sev-cache/live';
 import {
   INVARIANTS,
+  asidInRange,
   asidReuseClean,
   guestIntegrity,
   hostIntegrity,
   noStaleC1Dirty,
   writebackCovers,
 } from '../../spec/sev-cache/invariants';
-import { DEFAULT_CONFIG, ciphertext, resolveConfig, validateOp, type Config, type SevOp, type SevView } from '../../spec/sev-cache/types';
+import { DEFAULT_CONFIG, asidRange, ciphertext, resolveConfig, validateOp, type Config, type SevOp, type SevView } from '../../spec/sev-cache/types';
 import { intent, resolve } from '../../properties/sev-cache/arbitraries';
 import * as fc from 'fast-check';
+import { spawnSync } from 'child_process';
+import * as os from 'os';
 
 const cfg = (over: Partial<Config> = {}): Config => ({ ...DEFAULT_CONFIG, ...over });
 
@@ -37,6 +40,10 @@ const STORY: SevOp[] = [
   { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1 } },
   { op: 'hostRead', args: { cpu: 2, page: 0, line: 0 } },
 ];
+
+function zero(): Record<string, number> {
+  return { releases: 0 };
+}
 
 function emptyView(): SevView {
   return { vms: [], asids: [], pages: [], guestLines: [], written: [], firmware: { dfFlushes: 0, lastDfFlushMissingWbinvd: [] } };
@@ -71,8 +78,78 @@ describe('sev-cache', () => {
       assert.ok(r.ok);
       if (r.ok) assert.deepEqual(r.value, c);
     });
+    it('keeps the single ASID range by default and splits it at minSevAsid', () => {
+      assert.deepEqual(asidRange(cfg({ asids: 4 }), 'sev-es'), { lo: 1, hi: 4 });
+      assert.deepEqual(asidRange(cfg({ asids: 4 }), 'sev'), { lo: 1, hi: 4 });
+      const split = cfg({ asids: 4, minSevAsid: 3 });
+      assert.deepEqual(asidRange(split, 'sev'), { lo: 3, hi: 4 });
+      assert.deepEqual(asidRange(split, 'snp'), { lo: 1, hi: 2 });
+      const r = d.resolveConfig(d.encodeConfig(split));
+      assert.ok(r.ok);
+      if (r.ok) assert.deepEqual(r.value, split);
+      assert.ok(!('minSevAsid' in (d.encodeConfig(cfg()) as object)));
+      assert.equal(cfg().haveRunMask, 'upstream');
+    });
     it('is registered', () => {
       assert.ok(DOMAINS.some((x) => x.id === 'sev-cache'));
+    });
+  });
+
+  describe('bounded input (robustness)', () => {
+    const ROOT = path.join(__dirname, '..', '..', '..');
+    const writeCase = (steps: unknown[], config: unknown = {}): string => {
+      const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sev-bounds-')), 'case.json');
+      fs.writeFileSync(f, JSON.stringify({ format: 'hvspec-case/1', name: 'bounds', domain: 'sev-cache', source: 'test', config, steps }));
+      return f;
+    };
+    it('a VM id of 2^32 is a decode error at its JSON path, not a crash in the model', () => {
+      const loaded = loadCaseFile(writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }]));
+      assert.ok(!loaded.ok);
+      if (!loaded.ok) assert.deepEqual(loaded.errors.map((e) => e.path), ['$.steps[0].args.vm']);
+    });
+    it('every number an op takes is bounded: VM ids, pages, counts, CPUs, lines, keys, values', () => {
+      const steps = [
+        { op: 'createVm', args: { vm: 0x80000000, type: 'sev' } },
+        { op: 'registerRegion', args: { vm: 1, page: 4097, npages: 2 ** 40 } },
+        { op: 'guestWrite', args: { vm: 1, cpu: 65, page: 0, line: 65, value: 2 ** 31 } },
+        { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1024 } },
+        { op: 'memoryReclaimed', args: { vm: 1, page: 2 ** 53, npages: 1 } },
+        { op: 'launchWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: -(2 ** 31) - 1 } },
+      ];
+      const loaded = loadCaseFile(writeCase(steps));
+      assert.ok(!loaded.ok);
+      if (!loaded.ok) {
+        assert.deepEqual(loaded.errors.map((e) => e.path), [
+          '$.steps[0].args.vm',
+          '$.steps[1].args.page',
+          '$.steps[1].args.npages',
+          '$.steps[2].args.cpu',
+          '$.steps[2].args.line',
+          '$.steps[2].args.value',
+          '$.steps[3].args.key',
+          '$.steps[4].args.page',
+          '$.steps[5].args.value',
+        ]);
+      }
+    });
+    it('the largest accepted VM id works in both systems', () => {
+      const out = runTrace(d, cfg(), [
+        { op: 'createVm', args: { vm: 0x7fffffff, type: 'sev' } },
+        { op: 'registerRegion', args: { vm: 0x7fffffff, page: 0, npages: 1 } },
+        { op: 'guestWrite', args: { vm: 0x7fffffff, cpu: 0, page: 0, line: 0, value: 0x7fffffff } },
+        { op: 'guestRead', args: { vm: 0x7fffffff, cpu: 1, page: 0, line: 0 } },
+        { op: 'destroyVm', args: { vm: 0x7fffffff } },
+      ], { expects: [{ ok: true, asid: 1 }, { ok: true }, { ok: true }, { ok: true, value: 0x7fffffff }, { ok: true }] });
+      assert.equal(out.failure, null, out.failure?.message);
+    });
+    it('the CLI answers a case with vm 2^32 with one line per error and exit 2, no stack trace', () => {
+      const f = writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }], { asids: 2, minSevAsid: 4 });
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'hvspec.js'), 'replay', f], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stdout + r.stderr);
+      const text = r.stdout + r.stderr;
+      assert.match(text, /\$\.steps\[0\]\.args\.vm: expected VM id/);
+      assert.match(text, /\$\.config\.minSevAsid: minSevAsid must be in \[1, asids \+ 1 = 3\], got 4/);
+      assert.doesNotMatch(text, /\n\s+at /);
     });
   });
 
@@ -141,6 +218,63 @@ describe('sev-cache', () => {
         else assert.equal(r.value, ciphertext(0, 0, 1));
         assert.equal(sys.view().vms[0]!.fresh, false);
       });
+      it(`${name}: unregister needs an exact region; overlapping registrations pin again`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 3 } }), { ok: true });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 1, page: 2, npages: 2 } }), { ok: true });
+        assert.deepEqual(sys.apply({ op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 2 } }), { ok: false, error: 'EINVAL' });
+        assert.deepEqual(sys.apply({ op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 3 } }), { ok: true });
+        // Page 2 is still pinned by the second region.
+        assert.deepEqual(sys.view().pages, [{ page: 2, vm: 1 }, { page: 3, vm: 1 }]);
+        sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev' } });
+        assert.deepEqual(sys.apply({ op: 'registerRegion', args: { vm: 2, page: 1, npages: 2 } }), { ok: false, error: 'EINVAL' });
+      });
+      it(`${name}: ASIDs come from the type's range and recycle per range`, () => {
+        const sys = create(cfg({ asids: 3, minSevAsid: 2 }));
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev-es' } }), { ok: true, asid: 1 });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev-es' } }), { ok: false, error: 'EBUSY' });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 2, type: 'sev' } }), { ok: true, asid: 2 });
+        sys.apply({ op: 'destroyVm', args: { vm: 2 } });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 3, type: 'sev-es' } }), { ok: false, error: 'EBUSY' });
+        assert.equal(sys.counters!()['recycles'], 0, 'no flush when the range has nothing to reclaim');
+        sys.apply({ op: 'destroyVm', args: { vm: 1 } });
+        assert.deepEqual(sys.apply({ op: 'createVm', args: { vm: 3, type: 'sev-es' } }), { ok: true, asid: 1 });
+        assert.equal(sys.counters!()['recycles'], 1);
+        // The flush freed the SEV range's reclaimed ASID too.
+        assert.deepEqual(sys.view().asids, [{ asid: 1, state: 'active', snp: false }]);
+        const none = create(cfg({ asids: 2, minSevAsid: 3 }));
+        assert.deepEqual(none.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } }), { ok: false, error: 'ENOTTY' });
+      });
+      it(`${name}: flushEncryptedPage is EINVAL for plain SEV`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        assert.deepEqual(sys.apply({ op: 'flushEncryptedPage', args: { vm: 1, page: 0 } }), { ok: false, error: 'EINVAL' });
+        assert.deepEqual(sys.view().pages, [{ page: 0, vm: 1 }]);
+      });
+      it(`${name}: the launch image is encrypted in place and read back by the guest`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev-es' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        assert.deepEqual(sys.apply({ op: 'launchWrite', args: { vm: 1, cpu: 2, page: 0, line: 1, value: 9 } }), { ok: true });
+        assert.deepEqual(sys.view().written, [], 'not the guest\'s data until encrypted');
+        assert.deepEqual(sys.apply({ op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } }), { ok: true });
+        assert.deepEqual(sys.view().written, [{ page: 0, line: 1, key: 1, value: 9, reads: 9 }]);
+        sys.apply({ op: 'evict', args: { cpu: 2, page: 0, line: 1, key: 0 } });
+        assert.deepEqual(sys.apply({ op: 'guestRead', args: { vm: 1, cpu: 0, page: 0, line: 1 } }), { ok: true, value: 9 });
+        assert.deepEqual(sys.apply({ op: 'launchUpdateData', args: { vm: 1, page: 0, npages: 1 } }), { ok: false, error: 'EINVAL' });
+      });
+      it(`${name}: memoryReclaimed with a range writes back and returns the pages to the host`, () => {
+        const sys = create(cfg());
+        sys.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+        sys.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+        sys.apply({ op: 'guestWrite', args: { vm: 1, cpu: 1, page: 0, line: 0, value: 3 } });
+        assert.deepEqual(sys.apply({ op: 'memoryReclaimed', args: { vm: 1, page: 0, npages: 1 } }), { ok: true });
+        assert.deepEqual(sys.view().pages, []);
+        assert.ok(sys.view().guestLines.every((l) => !l.dirty));
+        assert.deepEqual(sys.apply({ op: 'memoryReclaimed', args: { vm: 1, npages: 1 } }), { ok: false, error: 'EINVAL' });
+      });
       it(`${name}: memoryReclaimed is a no-op for SNP, a writeback otherwise`, () => {
         const sys = create(cfg({ smeCoherent: true }));
         sys.apply({ op: 'createVm', args: { vm: 1, type: 'snp' } });
@@ -152,13 +286,15 @@ describe('sev-cache', () => {
       });
     }
 
-    it('impl writes back only the CPUs the VM ran on, with WBNOINVD (no invalidation)', () => {
-      const c = cfg({ cpus: 8 });
+    for (const [policy, written] of [['clear-after-writeback', 2], ['upstream', 4]] as const) {
+    it(`impl (${policy} mask) writes back only the CPUs the VM ran on, with WBNOINVD (no invalidation)`, () => {
+      const c = cfg({ cpus: 8, haveRunMask: policy });
       const impl = createImpl(c);
       const model = createModel(c);
       const ops: SevOp[] = [
         { op: 'createVm', args: { vm: 1, type: 'sev' } },
-        { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } },
+        { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+        { op: 'registerRegion', args: { vm: 1, page: 1, npages: 1 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 2, page: 0, line: 0, value: 1 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 5, page: 1, line: 1, value: 2 } },
         { op: 'guestWrite', args: { vm: 1, cpu: 5, page: 1, line: 0, value: 3 } },
@@ -172,7 +308,10 @@ describe('sev-cache', () => {
       const ic = impl.counters!();
       const mc = model.counters!();
       assert.equal(ic['releases'], 2);
-      assert.equal(ic['cpusWrittenBack'], 2);
+      // The upstream mask still holds CPUs 2 and 5 at destroy; the clearing one is empty by then.
+      assert.equal(ic['cpusWrittenBack'], written);
+      assert.equal(ic['cpusWrittenBackUpstream'], 4);
+      assert.equal(ic['cpusWrittenBackClearing'], 2);
       assert.equal(ic['minimumCpus'], 2);
       assert.equal(ic['linesInvalidated'], 0);
       assert.equal(mc['cpusWrittenBack'], 16);
@@ -181,6 +320,21 @@ describe('sev-cache', () => {
       // The impl keeps the (clean) lines: the caches stay warm.
       assert.equal(impl.view().guestLines.filter((l) => !l.dirty).length, 3);
     });
+    }
+
+    it('the cost report prints both mask policies against the minimum', () => {
+      const impl = createImpl(cfg({ cpus: 8 }));
+      const model = createModel(cfg({ cpus: 8 }));
+      for (const op of STORY) {
+        impl.apply(op);
+        model.apply(op);
+      }
+      const lines = d.costReport!(model.counters!(), impl.counters!());
+      const policy = lines.find((l) => l.includes('have-run mask policies'));
+      assert.ok(policy, lines.join('\n'));
+      assert.match(policy!, /upstream \(never cleared\) 1\.00 {2}clear-after-writeback 1\.00 {2}minimum 1\.00/);
+      assert.deepEqual(d.costReport!(zero(), zero()), ['no release points in this campaign']);
+    });
 
     it('impl without WBNOINVD falls back to WBINVD and counts the invalidated lines', () => {
       const impl = createImpl(cfg({ wbnoinvd: false }));
@@ -188,8 +342,18 @@ describe('sev-cache', () => {
       assert.equal(impl.counters!()['linesInvalidated'], 1);
     });
 
-    it('impl writeback set is the have-run mask, cleared after a writeback', () => {
+    it('impl writeback set is the have-run mask: never cleared upstream', () => {
       const impl = createImpl(cfg());
+      impl.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
+      impl.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
+      impl.apply({ op: 'guestWrite', args: { vm: 1, cpu: 3, page: 0, line: 0, value: 1 } });
+      impl.apply({ op: 'memoryReclaimed', args: { vm: 1 } });
+      impl.apply({ op: 'guestRead', args: { vm: 1, cpu: 1, page: 0, line: 0 } });
+      assert.deepEqual(impl.view().vms[0]!.writebackCpus, [1, 3]);
+    });
+
+    it('impl writeback set is the have-run mask, cleared after a writeback (clear-after-writeback)', () => {
+      const impl = createImpl(cfg({ haveRunMask: 'clear-after-writeback' }));
       impl.apply({ op: 'createVm', args: { vm: 1, type: 'sev' } });
       impl.apply({ op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } });
       impl.apply({ op: 'guestWrite', args: { vm: 1, cpu: 3, page: 0, line: 0, value: 1 } });
@@ -355,8 +519,25 @@ describe('sev-cache', () => {
       assert.notEqual(asidReuseClean.check(fresh, c, { ...quiet, kernel: true }), null);
     });
 
+    it('asid-in-range: an ASID outside the type\'s range, or held twice', () => {
+      const split = cfg({ asids: 4, minSevAsid: 3 });
+      const sev = { ...vm1, asid: 1 };
+      const v: SevView = { ...emptyView(), vms: [sev] };
+      assert.match(asidInRange.check(v, split) ?? '', /VM 1 \(sev\) holds ASID 1, outside its range 3 \.\. 4/);
+      assert.ok(asidInRange.exercised(v, split));
+      assert.equal(asidInRange.check(v, cfg({ asids: 4 })), null, 'one range: any ASID');
+      const twice: SevView = { ...emptyView(), vms: [{ ...vm1, asid: 3 }, { ...vm1, vm: 2, asid: 3 }] };
+      assert.match(asidInRange.check(twice, split) ?? '', /both hold ASID 3/);
+      const ok: SevView = { ...emptyView(), vms: [{ ...vm1, asid: 3 }, { ...vm1, vm: 2, type: 'sev-es', asid: 2 }] };
+      assert.equal(asidInRange.check(ok, split), null);
+      const quiet = { written: [], pages: false, kernel: false, guestLines: [] };
+      assert.equal(asidInRange.check(v, split, quiet), null, 'only re-checked when the kernel tables change');
+      assert.ok(!asidInRange.exercised(emptyView(), split));
+    });
+
     it('every invariant has an id, statement and source', () => {
-      assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 5);
+      assert.equal(new Set(INVARIANTS.map((i) => i.id)).size, 6);
+      assert.equal(d.mutants.length, 12);
       for (const i of INVARIANTS) assert.ok(i.title && i.statement && i.source);
     });
   });
