@@ -78,7 +78,8 @@ export function viewsAgree(m: V, i: V, scope?: Scope): string | null {
     agree('tables', m.tables, i.tables, same, scope?.owners) ??
     agree('tablePages', m.tablePages, i.tablePages, same, scope?.pages) ??
     agree('slots', m.slots, i.slots, slotEqual, scope?.slots) ??
-    agree('kernelGens', m.kernelGens, i.kernelGens, same, scope?.vpages)
+    agree('kernelGens', m.kernelGens, i.kernelGens, same, scope?.vpages) ??
+    agree('told', m.told, i.told, same, scope ? (scope.told ?? []) : undefined)
   );
 }
 

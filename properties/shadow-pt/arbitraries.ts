@@ -66,7 +66,9 @@ export function planWorld(c: Config): World {
   const nU = Math.max(16, Math.min(Math.floor(c.guestPages / 8), 8192));
   let next = 1;
   const pgdirs: number[] = [];
-  for (let t = 0; t < nT; t++) pgdirs.push(next++ * PAGE_SIZE);
+  // Top level 0 sits at gpa 0, the "top level 0" the host starts with (H:500): loading it
+  // first is the one way the seed caches a top level twice (issue 12 item 7).
+  for (let t = 0; t < nT; t++) pgdirs.push(t === 0 ? (next++, 0) : next++ * PAGE_SIZE);
   const chunks = (n: number) => Math.ceil((n * PAGE_SIZE) / span) + 1;
   // Kernel: one PTE page per chunk (shared), PAE: one PMD page per top index (shared).
   const kPte = new Map<number, number>();
@@ -389,11 +391,12 @@ class Expander {
 }
 
 /** The opening: lguestInit, a few faults on the linear mapping, the first page table, the stack. */
-function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; stack: number }> {
+function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
   return fc.record({
     init: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.85),
     linear: fc.array(fc.integer({ min: 0, max: w.c.guestPages - 1 }), { maxLength: 3 }),
     newPt: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.97),
+    victim: fc.integer({ min: 0, max: w.c.pgdirSlots - 1 }),
     stack: fc.integer({ min: 0, max: 2 }),
   });
 }
@@ -427,7 +430,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
       if (pro.init) x.out.push({ op: 'lguestInit', args: { kernelAddress: w.kernelAddress } });
       for (const f of pro.linear) x.out.push({ op: 'pageFault', args: { vaddr: f * PAGE_SIZE, errcode: errs & ERR_WRITE } });
       if (pro.newPt) {
-        x.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[0]!, victim: 0 } });
+        x.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[0]!, victim: pro.victim } });
         if (pro.stack > 0) {
           x.stackChain();
           x.out.push({ op: 'setStack', args: { vaddr: w.stackEnd, pages: pro.stack } });

@@ -179,6 +179,33 @@ class DestroyFreesTopLevelsOnly extends ShadowPtImpl {
   }
 }
 
+/**
+ * guest_set_pte that acknowledges the guest's change but never applies it:
+ * the host learns the new value (the View's `told`) and every shadow entry
+ * stays as it was, so the guest keeps running on its old mapping. This is
+ * what a user setPte did to the second copy of a top level cached twice
+ * (issue 12 item 7): `shadow-sound` holds every user entry to the last value
+ * told, `kernel-coherent` every kernel entry to the last change.
+ */
+class SetPteIgnored extends ShadowPtImpl {
+  protected override setPteIn(slot: number, vpage: number): boolean {
+    return this.ptePage(slot, vpage) !== undefined;
+  }
+}
+
+/**
+ * guest_new_pagetable as in the seed: leaving the linear mapping it forces
+ * new_pgdir without find_pgdir, so loading top level 0 into another victim
+ * slot leaves "top level 0" cached twice. find_pgdir then names the lower,
+ * empty copy, and a user setPte never reaches the one the guest runs on
+ * (H:430, H:435, find_pgdir; latent in the seed).
+ */
+class LinearExitDuplicatesTopLevel extends ShadowPtImpl {
+  protected override linearExitSlot(): number {
+    return -1;
+  }
+}
+
 function mk(
   id: string,
   title: string,
@@ -243,5 +270,19 @@ export const MUTANTS: readonly M[] = [
     `${SEED}, H:470 release_all_pagetables and free_guest_pagetable`,
     ['release-all-on-destroy'],
     DestroyFreesTopLevelsOnly,
+  ),
+  mk(
+    'set-pte-ignored',
+    'setPte is acknowledged but reaches no shadow entry: the old mapping stays',
+    `${SEED}, H:410 guest_set_pte and H:420 do_set_pte`,
+    ['shadow-sound', 'kernel-coherent'],
+    SetPteIgnored,
+  ),
+  mk(
+    'linear-exit-duplicates-top-level',
+    'leaving the linear mapping onto top level 0 with another victim caches top level 0 twice',
+    `${SEED}, H:430 guest_new_pagetable ("force allocation of a new pgdir"), H:435 new_pgdir, find_pgdir`,
+    ['shadow-sound'],
+    LinearExitDuplicatesTopLevel,
   ),
 ];
