@@ -648,6 +648,13 @@ describe('shadow-pt: case files', () => {
     for (const op of Object.keys(d.opArgs)) assert.ok(ops.has(op), `no case uses ${op}`);
     assert.ok(reasons.size >= 11, [...reasons].join('; '));
   });
+  it('every mutant fails at least one case file', () => {
+    const loaded = files.map((f) => loadCaseFile(path.join(dir, f)));
+    for (const m of MUTANTS) {
+      const caught = loaded.some((l) => l.ok && replayCase(l.value, { mutant: m.id }).failure !== null);
+      assert.ok(caught, `no case file catches ${m.id}`);
+    }
+  });
   for (const f of files) {
     it(`replays ${f}`, () => {
       const l = loadCaseFile(path.join(dir, f));
