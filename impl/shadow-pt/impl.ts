@@ -727,7 +727,7 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     const gfn = entryFrame(gpte);
     const flags = this.spteFlags(gpte, 'fault');
     // get_pfn(write) fails on a backing that cannot be taken writable: checked before anything changes.
-    if (flags & _PAGE_RW && this.readOnly.has(gfn)) return Reason.getPage(gfn);
+    if (flags & _PAGE_RW && this.readOnly.has(gfn)) return this.faultCannotGet(vpage, gfn);
     const page = this.findSpteAlloc(this.cpuPgd, vpage);
     const i = vpage - page.baseVpage;
     this.releasePte(page, i);
@@ -737,6 +737,15 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     // Write the guest PTE back: we've set its accessed and maybe dirty bits.
     if (gptePtr >= 0) this.lgwrite(gptePtr, gpte);
     return true;
+  }
+
+  /**
+   * The write fault's page cannot be taken writable: kill, leaving the old
+   * shadow entry and the guest PTE as they were (the seed has already
+   * released the entry here: spec page §5).
+   */
+  protected faultCannotGet(_vpage: number, gfn: number): string {
+    return Reason.getPage(gfn);
   }
 
   /** check_gpte: no large pages, and the frame must be guest memory (below pfn_limit). */

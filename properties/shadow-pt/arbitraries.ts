@@ -172,6 +172,8 @@ function intentArb(w: World): fc.Arbitrary<Intent> {
 class Expander {
   readonly out: Op[] = [];
   private readonly written = new Set<string>();
+  /** The top level the guest last switched to (as far as the expansion knows: a switch may fail). */
+  cur = 0;
   constructor(readonly w: World) {}
 
   vaddr(kernel: boolean, n: number): number {
@@ -246,6 +248,7 @@ class Expander {
         return;
       }
       case 'newPt':
+        this.cur = i.t;
         this.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[i.t]!, victim: i.victim } });
         return;
       case 'setPgd': {
@@ -340,10 +343,18 @@ class Expander {
         // A writable, dirty guest PTE on a frame whose backing cannot be taken writable.
         const ro = c.readOnlyPages.length > 0 ? c.readOnlyPages[i.x % c.readOnlyPages.length]! : w.frameOf(0, v);
         const gpte = ro * PAGE_SIZE + (P | U | RW | A | D);
-        this.chain(i.t, v, kernel);
-        this.write(this.pteGpa(i.t, v, kernel), gpte);
-        if (i.x % 3 === 0) this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[i.t]!, vaddr: v, gpte } });
-        else fault(ERR_WRITE);
+        if (i.x % 3 === 0) {
+          this.chain(i.t, v, kernel);
+          this.write(this.pteGpa(i.t, v, kernel), gpte);
+          this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[i.t]!, vaddr: v, gpte } });
+        } else {
+          // In the top level the guest runs on, clean first, so that a read fault can map it
+          // read-only; the write fault then needs it writable.
+          this.chain(this.cur, v, kernel);
+          this.write(this.pteGpa(this.cur, v, kernel), gpte - D);
+          fault(0);
+          fault(ERR_WRITE);
+        }
         return;
       }
       case 8:
@@ -411,7 +422,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const w = planWorld(c);
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const killer = fc.option(
-    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 19), v: fc.nat(), t, x: fc.nat() }),
+    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 19), v: fc.nat(), t, x: fc.nat() }),
     { freq: 2 },
   );
   return fc
