@@ -106,6 +106,8 @@ function alphabet(c: Config): Op[] {
     { op: 'newPagetable', args: { pgtable: A, victim: 0 } },
     { op: 'newPagetable', args: { pgtable: B, victim: 1 } },
     { op: 'newPagetable', args: { pgtable: B, victim: 0 } },
+    // Top level 0 into slot 1: the seed caches "top level 0" twice when this is the first switch.
+    { op: 'newPagetable', args: { pgtable: 0, victim: 1 } },
     { op: 'pageFault', args: { vaddr: K, errcode: 2 } },
     { op: 'pageFault', args: { vaddr: UV, errcode: 6 } },
     { op: 'pageFault', args: { vaddr: UV, errcode: 4 } },
