@@ -422,7 +422,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const w = planWorld(c);
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const killer = fc.option(
-    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 19), v: fc.nat(), t, x: fc.nat() }),
+    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 19), v: fc.nat(), t, x: fc.nat() }),
     { freq: 2 },
   );
   return fc
