@@ -79,7 +79,8 @@ export function viewsAgree(m: V, i: V, scope?: Scope): string | null {
     agree('tables', m.tables, i.tables, same, scope?.owners) ??
     agree('tablePages', m.tablePages, i.tablePages, same, scope?.pages) ??
     agree('slots', m.slots, i.slots, slotEqual, scope?.slots) ??
-    agree('kernelGens', m.kernelGens, i.kernelGens, same, scope?.vpages)
+    agree('kernelGens', m.kernelGens, i.kernelGens, same, scope?.vpages) ??
+    agree('told', m.told, i.told, same, scope ? (scope.told ?? []) : undefined)
   );
 }
 
@@ -106,6 +107,8 @@ function alphabet(c: Config): Op[] {
     { op: 'newPagetable', args: { pgtable: A, victim: 0 } },
     { op: 'newPagetable', args: { pgtable: B, victim: 1 } },
     { op: 'newPagetable', args: { pgtable: B, victim: 0 } },
+    // Top level 0 into slot 1: the seed caches "top level 0" twice when this is the first switch.
+    { op: 'newPagetable', args: { pgtable: 0, victim: 1 } },
     { op: 'pageFault', args: { vaddr: K, errcode: 2 } },
     { op: 'pageFault', args: { vaddr: UV, errcode: 6 } },
     { op: 'pageFault', args: { vaddr: UV, errcode: 4 } },

@@ -59,6 +59,7 @@ import {
   regsPfn,
   spteKey,
   switcherPfn,
+  toldKey,
   type Config,
   type Geometry,
   type Op,
@@ -158,6 +159,13 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
   protected readonly readOnly: Set<number>;
 
   protected readonly kernelGen = new Map<number, number>();
+  /**
+   * What the host last learnt of each guest PTE (the View's `told`), keyed by
+   * top-level frame * 2^20 + vpage: top levels are guest pages, so the key
+   * stays below 2^40.
+   */
+  protected readonly told = new Map<number, number>();
+  private readonly touchedTold: number[] = [];
   protected kernelAddress = 0;
   protected kernelPage = 0;
   protected initialized = false;
@@ -267,6 +275,7 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
       this.logOverflow = false;
       this.touchedEntries.length = 0;
       this.touchedPfns.length = 0;
+      this.touchedTold.length = 0;
       Object.assign(live, this.view());
       return { view: live, scope: undefined };
     }
@@ -299,7 +308,31 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     }
     this.touchedEntries.length = 0;
     this.touchedPfns.length = 0;
+    const told = this.touchedTold.length > 4 ? new Set(this.touchedTold) : this.touchedTold;
+    let prevTold = -1;
+    const toldScope = (scope.told ??= []);
+    for (const code of told) {
+      if (code === prevTold) continue;
+      prevTold = code;
+      const key = this.toldKeyOf(code);
+      toldScope.push(key);
+      live.told[key] = this.told.get(code)!;
+    }
+    this.touchedTold.length = 0;
     return { view: live, scope };
+  }
+
+  private toldKeyOf(code: number): string {
+    const frame = Math.floor(code / VPAGES);
+    return toldKey(frame * PAGE_SIZE, code - frame * VPAGES);
+  }
+
+  /** The host learns a guest PTE of top level `gpgdir` (told by setPte, or read by a fault). */
+  protected tell(gpgdir: number, vpage: number, gpte: number): void {
+    const code = (gpgdir / PAGE_SIZE) * VPAGES + vpage;
+    this.told.set(code, gpte);
+    if (this.touchedTold.length >= this.logLimit) this.logOverflow = true;
+    else this.touchedTold.push(code);
   }
 
   private touchEntry(slot: number, vpage: number): void {
@@ -346,6 +379,7 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     for (const i of this.nonzeroRefs) v.refs[this.c.hostBase + i] = this.refcount[i]!;
     for (const [p, n] of this.underflow) v.underflows[p] = n;
     for (const [vp, n] of this.kernelGen) v.kernelGens[vp] = n;
+    for (const [code, g] of this.told) v.told[this.toldKeyOf(code)] = g;
     return v;
   }
 
@@ -693,14 +727,25 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     const gfn = entryFrame(gpte);
     const flags = this.spteFlags(gpte, 'fault');
     // get_pfn(write) fails on a backing that cannot be taken writable: checked before anything changes.
-    if (flags & _PAGE_RW && this.readOnly.has(gfn)) return Reason.getPage(gfn);
+    if (flags & _PAGE_RW && this.readOnly.has(gfn)) return this.faultCannotGet(vpage, gfn);
     const page = this.findSpteAlloc(this.cpuPgd, vpage);
     const i = vpage - page.baseVpage;
     this.releasePte(page, i);
-    this.installSpte(page, i, c.hostBase + gfn, flags, gpte, this.linearPages ? 0 : this.slotGpgdir[this.cpuPgd]!, this.kernelGen.get(vpage) ?? 0);
+    const gpgdir = this.slotGpgdir[this.cpuPgd]!; // 0 while linear: "top level 0"
+    this.installSpte(page, i, c.hostBase + gfn, flags, gpte, gpgdir, this.kernelGen.get(vpage) ?? 0);
+    this.tell(gpgdir, vpage, gpte);
     // Write the guest PTE back: we've set its accessed and maybe dirty bits.
     if (gptePtr >= 0) this.lgwrite(gptePtr, gpte);
     return true;
+  }
+
+  /**
+   * The write fault's page cannot be taken writable: kill, leaving the old
+   * shadow entry and the guest PTE as they were (the seed has already
+   * released the entry here: spec page §5).
+   */
+  protected faultCannotGet(_vpage: number, gfn: number): string {
+    return Reason.getPage(gfn);
   }
 
   /** check_gpte: no large pages, and the frame must be guest memory (below pfn_limit). */
@@ -837,6 +882,15 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
     this.flushUserMappings(slot);
   }
 
+  /**
+   * Leaving the linear mapping: a slot that already caches `pgtable` (only
+   * "top level 0" of the start can) is reused, emptied like every other;
+   * the seed forces new_pgdir here and so can cache top level 0 twice.
+   */
+  protected linearExitSlot(pgtable: number): number {
+    return this.findPgdir(pgtable);
+  }
+
   protected guestNewPagetable(pgtable: number, victim: number): Result {
     if (pgtable % PAGE_SIZE !== 0 || pgtable >= this.c.guestPages * PAGE_SIZE) return this.killGuest(Reason.pgdirAddress(pgtable));
     if (victim >= this.c.pgdirSlots) return EINVAL;
@@ -848,6 +902,7 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
       this.linearPages = false;
       this.live.linear = false;
       fresh = true;
+      slot = this.linearExitSlot(pgtable);
     } else slot = this.findPgdir(pgtable);
     if (slot < 0) {
       // new_pgdir: the victim slot (the seed picks it at random).
@@ -900,21 +955,32 @@ export class ShadowPtImpl implements System<Op, Result, View, Scope> {
       const s = this.findPgdir(gpgdir);
       targets = s >= 0 ? [s] : [];
     }
+    // Every top level the change reaches learns the new value, shadow PTE page or not.
+    for (const s of targets) this.tell(this.slotGpgdir[s]!, vpage, gpte);
     const gfn = entryFrame(gpte);
     const flags = eager ? this.spteFlags(gpte, 'setPte') : 0;
     const cannotGet = eager && (flags & _PAGE_RW) !== 0 && this.readOnly.has(gfn);
     const gen = this.kernelGen.get(vpage) ?? 0;
     let touched = false;
     for (const s of targets) {
-      const page = this.ptePage(s, vpage);
-      if (!page) continue; // no shadow PTE page: nothing to update
-      touched = true;
-      const i = vpage - page.baseVpage;
-      this.releasePte(page, i);
-      if (eager && !cannotGet) this.installSpte(page, i, c.hostBase + gfn, flags, gpte, this.slotGpgdir[s]!, gen);
+      if (this.setPteIn(s, vpage, gpte, eager && !cannotGet ? flags : -1, gen)) touched = true;
     }
     if (touched && cannotGet) return this.killGuest(Reason.getPage(gfn));
     return OK;
+  }
+
+  /**
+   * H:420 do_set_pte in one top level: release the old entry and, with
+   * `flags` >= 0, install the new one at once. False when the slot has no
+   * shadow PTE page for vpage (nothing to update).
+   */
+  protected setPteIn(slot: number, vpage: number, gpte: number, flags: number, gen: number): boolean {
+    const page = this.ptePage(slot, vpage);
+    if (!page) return false;
+    const i = vpage - page.baseVpage;
+    this.releasePte(page, i);
+    if (flags >= 0) this.installSpte(page, i, this.c.hostBase + entryFrame(gpte), flags, gpte, this.slotGpgdir[slot]!, gen);
+    return true;
   }
 
   /** The bound on a top-level index (the seed has `idx > PTRS_PER_PGD`: off by one). */

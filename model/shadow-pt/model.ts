@@ -38,6 +38,7 @@ import {
   regsPfn,
   spteKey,
   switcherPfn,
+  toldKey,
   type Config,
   type Geometry,
   type Op,
@@ -70,6 +71,8 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
   /** The reference ledger: which entry holds a reference on which host frame. */
   private readonly ledger = new Map<string, number>();
   private readonly kernelGens = new Map<number, number>();
+  /** What the host last learnt of each guest PTE: `gpgdir:vpage` -> gpte (the View's `told`). */
+  private readonly told = new Map<string, number>();
   private kernelAddress = 0;
   private initialized = false;
   private linear = true;
@@ -137,6 +140,7 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
     for (const [o, id] of this.tables) v.tables[o] = id;
     for (const [id, o] of this.tablePages) v.tablePages[id] = o;
     for (const [vp, n] of this.kernelGens) v.kernelGens[vp] = n;
+    for (const [k, g] of this.told) v.told[k] = g;
     return v;
   }
 
@@ -146,6 +150,7 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
     // One op can touch a key many times (a kernel setPte in every slot): report each once.
     scope.entries = [...new Set(scope.entries)];
     scope.pfns = [...new Set(scope.pfns)];
+    scope.told = [...new Set(scope.told)];
     return { view: this.live, scope };
   }
 
@@ -170,6 +175,7 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
       sortObj(v.refs),
       owners,
       sortObj(v.kernelGens),
+      sortObj(v.told),
       JSON.stringify(mem),
     ].join('|');
   }
@@ -236,6 +242,14 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
     this.bump(this.live.refs, held, -1);
     this.scope.entries.push(k);
     this.scope.pfns.push(e.pfn, held);
+  }
+
+  /** The host learns a guest PTE of top level `gpgdir` (told by setPte, or read by a fault). */
+  private tell(gpgdir: number, vpage: number, gpte: number): void {
+    const k = toldKey(gpgdir, vpage);
+    this.told.set(k, gpte);
+    this.live.told[k] = gpte;
+    this.scope.told!.push(k);
   }
 
   private linkTable(owner: string): void {
@@ -423,7 +437,9 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
     const writable = (entryFlags(gpte) & (_PAGE_RW | _PAGE_DIRTY)) === (_PAGE_RW | _PAGE_DIRTY);
     if (writable && this.readOnly.has(gfn)) return Reason.getPage(gfn);
     this.ensureTables(this.current, vpage);
-    this.installFromGuest(this.current, vpage, gpte, this.linear ? 0 : this.slots[this.current]!.gpgdir);
+    const gpgdir = this.slots[this.current]!.gpgdir; // 0 while linear: "top level 0"
+    this.installFromGuest(this.current, vpage, gpte, gpgdir);
+    this.tell(gpgdir, vpage, gpte);
     if (gptePtr >= 0) this.mem.set(gptePtr, gpte);
     return true;
   }
@@ -461,6 +477,8 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
       const s = this.findSlot(gpgdir);
       if (s >= 0) targets.push(s);
     }
+    // Every top level the change reaches learns the new value, shadow PTE page or not.
+    for (const s of targets) this.tell(this.slots[s]!.gpgdir, vpage, gpte);
     const gfn = entryFrame(gpte);
     const cannotGet = eager && (f & (_PAGE_RW | _PAGE_DIRTY)) === (_PAGE_RW | _PAGE_DIRTY) && this.readOnly.has(gfn);
     let touched = false;
@@ -498,6 +516,10 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
       this.linear = false;
       this.live.linear = false;
       fresh = true;
+      // The seed skips find_pgdir here ("force allocation of a new pgdir"): with pgtable 0 and
+      // another victim, "top level 0" would be cached twice. Everything is released, so the
+      // slot found is as empty as a new one: it is used, and is fresh.
+      slot = this.findSlot(pgtable);
     } else {
       slot = this.findSlot(pgtable);
     }

@@ -66,7 +66,9 @@ export function planWorld(c: Config): World {
   const nU = Math.max(16, Math.min(Math.floor(c.guestPages / 8), 8192));
   let next = 1;
   const pgdirs: number[] = [];
-  for (let t = 0; t < nT; t++) pgdirs.push(next++ * PAGE_SIZE);
+  // Top level 0 sits at gpa 0, the "top level 0" the host starts with (H:500): loading it
+  // first is the one way the seed caches a top level twice (issue 12 item 7).
+  for (let t = 0; t < nT; t++) pgdirs.push(t === 0 ? (next++, 0) : next++ * PAGE_SIZE);
   const chunks = (n: number) => Math.ceil((n * PAGE_SIZE) / span) + 1;
   // Kernel: one PTE page per chunk (shared), PAE: one PMD page per top index (shared).
   const kPte = new Map<number, number>();
@@ -170,6 +172,8 @@ function intentArb(w: World): fc.Arbitrary<Intent> {
 class Expander {
   readonly out: Op[] = [];
   private readonly written = new Set<string>();
+  /** The top level the guest last switched to (as far as the expansion knows: a switch may fail). */
+  cur = 0;
   constructor(readonly w: World) {}
 
   vaddr(kernel: boolean, n: number): number {
@@ -244,6 +248,7 @@ class Expander {
         return;
       }
       case 'newPt':
+        this.cur = i.t;
         this.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[i.t]!, victim: i.victim } });
         return;
       case 'setPgd': {
@@ -338,10 +343,18 @@ class Expander {
         // A writable, dirty guest PTE on a frame whose backing cannot be taken writable.
         const ro = c.readOnlyPages.length > 0 ? c.readOnlyPages[i.x % c.readOnlyPages.length]! : w.frameOf(0, v);
         const gpte = ro * PAGE_SIZE + (P | U | RW | A | D);
-        this.chain(i.t, v, kernel);
-        this.write(this.pteGpa(i.t, v, kernel), gpte);
-        if (i.x % 3 === 0) this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[i.t]!, vaddr: v, gpte } });
-        else fault(ERR_WRITE);
+        if (i.x % 3 === 0) {
+          this.chain(i.t, v, kernel);
+          this.write(this.pteGpa(i.t, v, kernel), gpte);
+          this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[i.t]!, vaddr: v, gpte } });
+        } else {
+          // In the top level the guest runs on, clean first, so that a read fault can map it
+          // read-only; the write fault then needs it writable.
+          this.chain(this.cur, v, kernel);
+          this.write(this.pteGpa(this.cur, v, kernel), gpte - D);
+          fault(0);
+          fault(ERR_WRITE);
+        }
         return;
       }
       case 8:
@@ -389,11 +402,12 @@ class Expander {
 }
 
 /** The opening: lguestInit, a few faults on the linear mapping, the first page table, the stack. */
-function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; stack: number }> {
+function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
   return fc.record({
     init: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.85),
     linear: fc.array(fc.integer({ min: 0, max: w.c.guestPages - 1 }), { maxLength: 3 }),
     newPt: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.97),
+    victim: fc.integer({ min: 0, max: w.c.pgdirSlots - 1 }),
     stack: fc.integer({ min: 0, max: 2 }),
   });
 }
@@ -427,7 +441,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
       if (pro.init) x.out.push({ op: 'lguestInit', args: { kernelAddress: w.kernelAddress } });
       for (const f of pro.linear) x.out.push({ op: 'pageFault', args: { vaddr: f * PAGE_SIZE, errcode: errs & ERR_WRITE } });
       if (pro.newPt) {
-        x.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[0]!, victim: 0 } });
+        x.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[0]!, victim: pro.victim } });
         if (pro.stack > 0) {
           x.stackChain();
           x.out.push({ op: 'setStack', args: { vaddr: w.stackEnd, pages: pro.stack } });

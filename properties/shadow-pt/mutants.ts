@@ -179,6 +179,80 @@ class DestroyFreesTopLevelsOnly extends ShadowPtImpl {
   }
 }
 
+/**
+ * guest_set_pte that acknowledges the guest's change but never applies it:
+ * the host learns the new value (the View's `told`) and every shadow entry
+ * stays as it was, so the guest keeps running on its old mapping. This is
+ * what a user setPte did to the second copy of a top level cached twice
+ * (issue 12 item 7): `shadow-sound` holds every user entry to the last value
+ * told, `kernel-coherent` every kernel entry to the last change.
+ */
+class SetPteIgnored extends ShadowPtImpl {
+  protected override setPteIn(slot: number, vpage: number): boolean {
+    return this.ptePage(slot, vpage) !== undefined;
+  }
+}
+
+/**
+ * guest_new_pagetable as in the seed: leaving the linear mapping it forces
+ * new_pgdir without find_pgdir, so loading top level 0 into another victim
+ * slot leaves "top level 0" cached twice. find_pgdir then names the lower,
+ * empty copy, and a user setPte never reaches the one the guest runs on
+ * (H:430, H:435, find_pgdir; latent in the seed).
+ */
+class LinearExitDuplicatesTopLevel extends ShadowPtImpl {
+  protected override linearExitSlot(): number {
+    return -1;
+  }
+}
+
+/**
+ * do_set_pte's check as placed in the seed: check_gpte runs only inside a
+ * cached top level's shadow PTE page, so an accessed guest PTE with the PSE
+ * bit (or a frame beyond pfn_limit) told for any other top level is let
+ * through, and the guest lives until it faults on it (H:420; spec page §5,
+ * issue 12 item 8).
+ */
+class EagerBadPteOnlyWhereCached extends ShadowPtImpl {
+  protected override guestSetPte(gpgdir: number, vaddr: number, gpte: number): Result {
+    const f = entryFlags(gpte);
+    const eager = (f & _PAGE_PRESENT) !== 0 && (f & (_PAGE_ACCESSED | _PAGE_DIRTY)) !== 0;
+    if (eager && vaddr < this.c.switcherAddr && !this.checkGpte(gpte)) {
+      const vpage = Math.floor(vaddr / 4096);
+      const slots = vpage >= this.kernelPage ? this.kernelPteSlots() : [this.findPgdir(gpgdir)].filter((s) => s >= 0);
+      if (!slots.some((s) => this.ptePage(s, vpage) !== undefined)) return { ok: true };
+    }
+    return super.guestSetPte(gpgdir, vaddr, gpte);
+  }
+}
+
+/**
+ * demand_page's order as in the seed: release_pte(*spte) runs before
+ * gpte_to_spte's get_pfn fails, so the kill leaves the old entry released
+ * (H:330, H:340 "failed to get page"; spec page §5, issue 12 item 8).
+ */
+class WriteFaultReleasesBeforeKill extends ShadowPtImpl {
+  protected override faultCannotGet(vpage: number, gfn: number): string {
+    const page = this.ptePage(this.cpuPgd, vpage);
+    if (page) this.releasePte(page, vpage - page.baseVpage);
+    return super.faultCannotGet(vpage, gfn);
+  }
+}
+
+/**
+ * guest_pagetable_clear_all without pin_stack_pages: after a flushAll the
+ * current top level no longer maps the kernel stack, which direct traps
+ * into the guest need ("We need the Guest kernel stack mapped again";
+ * issue 12 item 9).
+ */
+class ClearAllSkipsStack extends ShadowPtImpl {
+  protected override clearAll(): string | null {
+    this.releaseAllPagetables();
+    this.allocateSwitcherMapping(this.cpuPgd);
+    return null;
+  }
+}
+
 function mk(
   id: string,
   title: string,
@@ -243,5 +317,40 @@ export const MUTANTS: readonly M[] = [
     `${SEED}, H:470 release_all_pagetables and free_guest_pagetable`,
     ['release-all-on-destroy'],
     DestroyFreesTopLevelsOnly,
+  ),
+  mk(
+    'set-pte-ignored',
+    'setPte is acknowledged but reaches no shadow entry: the old mapping stays',
+    `${SEED}, H:410 guest_set_pte and H:420 do_set_pte`,
+    ['shadow-sound', 'kernel-coherent'],
+    SetPteIgnored,
+  ),
+  mk(
+    'linear-exit-duplicates-top-level',
+    'leaving the linear mapping onto top level 0 with another victim caches top level 0 twice',
+    `${SEED}, H:430 guest_new_pagetable ("force allocation of a new pgdir"), H:435 new_pgdir, find_pgdir`,
+    ['shadow-sound'],
+    LinearExitDuplicatesTopLevel,
+  ),
+  mk(
+    'eager-bad-pte-only-where-cached',
+    'an eager setPte with a bad guest PTE kills only where a cached top level has a shadow PTE page for it (the seed)',
+    `${SEED}, H:420 do_set_pte (check_gpte under a present shadow PGD entry), H:410 guest_set_pte`,
+    [],
+    EagerBadPteOnlyWhereCached,
+  ),
+  mk(
+    'write-fault-releases-before-kill',
+    'a write fault whose page cannot be taken writable releases the old entry before killing (the seed)',
+    `${SEED}, H:330 demand_page (release_pte before gpte_to_spte), H:340 gpte_to_spte ("failed to get page")`,
+    [],
+    WriteFaultReleasesBeforeKill,
+  ),
+  mk(
+    'clear-all-skips-stack',
+    'flushAll drops everything and re-maps the Switcher but never re-pins the stack',
+    `${SEED}, guest_pagetable_clear_all ("We need the Guest kernel stack mapped again")`,
+    [],
+    ClearAllSkipsStack,
   ),
 ];

@@ -27,6 +27,7 @@ import {
   regsPfn,
   spteKey,
   switcherPages,
+  toldKey,
   switcherPfn,
   type Config,
   type Scope,
@@ -188,8 +189,32 @@ function soundOne(v: View, c: Config, key: string, e: SpteView): string | null {
   const allowed = gflags & PTE_FLAGS_MASK & ~_PAGE_GLOBAL;
   if (e.flags & ~allowed & ~_PAGE_GLOBAL) return `${where(slot, vpage)} has flags ${hex(e.flags)}, more rights than guest PTE ${hex(e.gpte)} gives (${hex(allowed)})`;
   if (e.flags & _PAGE_RW && !(gflags & _PAGE_DIRTY)) return `${where(slot, vpage)} is writable but guest PTE ${hex(e.gpte)} is clean (no dirty bit): the guest's dirty tracking would miss writes`;
-  if (vpage * PAGE_SIZE < v.kernelAddress && e.from !== s.gpgdir) {
-    return `user ${where(slot, vpage)} was read from top level ${hex(e.from)} but the slot now shadows ${hex(s.gpgdir)}`;
+  if (vpage * PAGE_SIZE < v.kernelAddress) {
+    if (e.from !== s.gpgdir) return `user ${where(slot, vpage)} was read from top level ${hex(e.from)} but the slot now shadows ${hex(s.gpgdir)}`;
+    // Stale: the guest has since told the host (or the host read) another value for this top level's page.
+    const told = v.told[toldKey(s.gpgdir, vpage)];
+    if (told === undefined) return `user ${where(slot, vpage)} maps guest PTE ${hex(e.gpte)}, which top level ${hex(s.gpgdir)} never told or showed the host`;
+    if (told !== e.gpte) {
+      return `user ${where(slot, vpage)} still maps guest PTE ${hex(e.gpte)}, but the last value top level ${hex(s.gpgdir)} told or showed the host for that page is ${hex(told)}: a stale entry`;
+    }
+  }
+  return null;
+}
+
+/** Check every cached slot's entry at the page of a `told` key whose top level the slot shadows. */
+function soundTold(v: View, c: Config, key: string): string | null {
+  const colon = key.indexOf(':');
+  const gpgdir = +key.slice(0, colon);
+  const vpage = +key.slice(colon + 1);
+  for (let slot = 0; slot < c.pgdirSlots; slot++) {
+    const s = v.slots[slot];
+    if (s === undefined || s.gpgdir !== gpgdir) continue;
+    const k = spteKey(slot, vpage);
+    const e = v.sptes[k];
+    if (e) {
+      const m = soundOne(v, c, k, e);
+      if (m) return m;
+    }
   }
   return null;
 }
@@ -198,14 +223,21 @@ export const shadowSound: Invariant<Config, View, Scope> = {
   id: 'shadow-sound',
   title: 'a shadow PTE grants no more than the guest PTE it was made from',
   statement:
-    'A present guest-range shadow PTE maps the host frame backing the guest frame of the last guest PTE the host was told of or read, with no more rights: writable only if that guest PTE is writable and dirty; a user-range entry belongs to the top level its slot shadows now.',
-  source: `${SOURCE}, H:330 demand_page (read faults map read-only "so we will come back here when a write does actually occur"), H:340 gpte_to_spte, check_gpte, H:420 do_set_pte`,
+    'A present guest-range shadow PTE maps the host frame backing the guest frame of the guest PTE it was made from, with no more rights: writable only if that guest PTE is writable and dirty. A user-range entry belongs to the top level its slot shadows now and was made from the last value that top level told the host (setPte) or showed it (fault) for that page.',
+  source: `${SOURCE}, H:330 demand_page (read faults map read-only "so we will come back here when a write does actually occur"), H:340 gpte_to_spte, check_gpte, H:420 do_set_pte, H:410 guest_set_pte (user changes reach only the top level find_pgdir names)`,
   check(v, c, scope) {
     if (scope) {
       for (const k of scope.entries) {
         const e = v.sptes[k];
         if (e) {
           const m = soundOne(v, c, k, e);
+          if (m) return m;
+        }
+      }
+      // A setPte that changed what the host was told but missed an entry leaves that entry out of `entries`.
+      if (scope.told) {
+        for (const k of scope.told) {
+          const m = soundTold(v, c, k);
           if (m) return m;
         }
       }

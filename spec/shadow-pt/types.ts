@@ -330,6 +330,13 @@ export const View = t.type({
   tablePages: t.record(t.string, t.string),
   /** Number of kernel-range setPte calls per virtual page (non-zero only). */
   kernelGens: t.record(t.string, t.number),
+  /**
+   * What the host last learnt of each guest PTE, by `gpgdir:vpage` (gpgdir the
+   * top level's gpa): the value a setPte reaching a cached top level told it,
+   * or the value (accessed/dirty updated) a fault read and installed. Only
+   * ever overwritten: `shadow-sound` holds every user-range entry to it.
+   */
+  told: t.record(t.string, t.number),
 });
 export type View = t.TypeOf<typeof View>;
 
@@ -341,9 +348,11 @@ export interface Scope {
   pages: number[];
   slots: number[];
   vpages: number[];
+  /** `told` keys (`gpgdir:vpage`) the op wrote. Optional so that a scope written before it existed still type-checks. */
+  told?: string[];
 }
 export function emptyScope(): Scope {
-  return { entries: [], pfns: [], owners: [], pages: [], slots: [], vpages: [] };
+  return { entries: [], pfns: [], owners: [], pages: [], slots: [], vpages: [], told: [] };
 }
 export function mergeScopes(a: Scope, b: Scope): Scope {
   return {
@@ -353,6 +362,7 @@ export function mergeScopes(a: Scope, b: Scope): Scope {
     pages: a.pages.concat(b.pages),
     slots: a.slots.concat(b.slots),
     vpages: a.vpages.concat(b.vpages),
+    told: (a.told ?? []).concat(b.told ?? []),
   };
 }
 
@@ -371,11 +381,16 @@ export function emptyView(): View {
     tables: {},
     tablePages: {},
     kernelGens: {},
+    told: {},
   };
 }
 
 export function spteKey(slot: number, vpage: number): string {
   return slot + ':' + vpage;
+}
+/** Key of the `told` record: a guest top level (gpa) and a virtual page. */
+export function toldKey(gpgdir: number, vpage: number): string {
+  return gpgdir + ':' + vpage;
 }
 export function parseSpteKey(k: string): [number, number] {
   return [keySlot(k), keyVpage(k)];

@@ -374,6 +374,7 @@ describe('shadow-pt: invariants reject hand-built bad Views', () => {
     v.tables[`0:g${UV >>> 22}`] = 2;
     v.tablePages['1'] = '0:g1023';
     v.tablePages['2'] = `0:g${UV >>> 22}`;
+    v.told[`${TA}:${UV / 4096}`] = 0x40 * 4096 + (P | U | RW | A);
     return v;
   }
   it('accept a good View', () => {
@@ -398,6 +399,8 @@ describe('shadow-pt: invariants reject hand-built bad Views', () => {
     ['shadow-sound (no guest pte)', (v) => (v.sptes[`0:${UV / 4096}`]!.gpte = -1), shadowSound],
     ['shadow-sound (user right)', (v) => (v.sptes[`0:${UV / 4096}`]!.gpte &= ~U), shadowSound],
     ['shadow-sound (uncached slot)', (v) => (v.sptes[`3:${UV / 4096}`] = { ...v.sptes[`0:${UV / 4096}`]! }), shadowSound],
+    ['shadow-sound (stale: told another value)', (v) => (v.told[`${TA}:${UV / 4096}`] = 0x41 * 4096 + (P | U)), shadowSound],
+    ['shadow-sound (never told)', (v) => delete v.told[`${TA}:${UV / 4096}`], shadowSound],
     ['shadow-sound (present bit)', (v) => (v.sptes[`0:${UV / 4096}`]!.flags &= ~P), shadowSound],
     ['kernel-coherent', (v) => (v.kernelGens[UV / 4096] = 1), kernelCoherent],
     ['switcher-intact (code gone)', (v) => delete v.sptes[`0:${sw}`], switcherIntact],
@@ -508,6 +511,85 @@ describe('shadow-pt: mutants are caught by their invariants in isolation', () =>
   });
 });
 
+describe('shadow-pt: issue 12 — stale copies, ignored setPte, re-pinning', () => {
+  const c = cfg();
+  const mutant = (id: string) => MUTANTS.find((m) => m.id === id)!;
+  /** Top level 0 at gpa 0: its user PGD entry -> PTE page gfn 4. */
+  const chain0 = (frame: number, flags: number): Op[] => [w((UV >>> 22) * 4, 0x4000 | 0x67), w(0x4000, frame * 4096 + flags)];
+  const dupTrace: Op[] = [
+    { op: 'lguestInit', args: { kernelAddress: K } },
+    { op: 'newPagetable', args: { pgtable: 0, victim: 1 } },
+    ...chain0(0x40, P | U | RW),
+    { op: 'pageFault', args: { vaddr: UV, errcode: 4 } },
+    { op: 'setPte', args: { pgdir: 0, vaddr: UV, gpte: 0x41 * 4096 + (P | U | RW) } },
+  ];
+  it('leaving the linear mapping onto top level 0 reuses slot 0 whatever the victim: no second copy', () => {
+    const { m, rm } = both(c, dupTrace);
+    assert.ok(rm.every((r) => r.ok));
+    const v = m.view();
+    assert.deepEqual(Object.keys(v.slots), ['0']);
+    assert.equal(v.current, 0);
+    // The setPte (not accessed: not eager) reached the entry the guest runs on and dropped it.
+    assert.equal(v.sptes[`0:${UV / 4096}`], undefined);
+    assert.equal(v.told[`0:${UV / 4096}`], 0x41 * 4096 + (P | U | RW));
+  });
+  it('the seed\'s duplicate (linear-exit-duplicates-top-level) leaves a stale user entry that shadow-sound names', () => {
+    const s = mutant('linear-exit-duplicates-top-level').create(c);
+    run(s as ShadowPtImpl, dupTrace);
+    const v = s.view();
+    assert.equal(v.slots['0']!.gpgdir, 0);
+    assert.equal(v.slots['1']!.gpgdir, 0);
+    assert.equal(v.current, 1);
+    assert.match(shadowSound.check(v, c)!, /slot 1 still maps guest PTE 0x40027.*is 0x41007: a stale entry/);
+    // The scoped check sees it from the setPte's told key alone.
+    assert.notEqual(shadowSound.check(v, c, { ...emptyScope(), told: [`0:${UV / 4096}`] }), null);
+  });
+  it('set-pte-ignored is caught by an invariant before any model comparison (user: shadow-sound, kernel: kernel-coherent)', () => {
+    const user: Op[] = [...boot, ...userChain(0x40, P | U | RW), { op: 'pageFault', args: { vaddr: UV, errcode: 4 } }, { op: 'setPte', args: { pgdir: TA, vaddr: UV, gpte: 0x41 * 4096 + (P | U | RW | A) } }];
+    const m = mutant('set-pte-ignored');
+    const a = runTrace(d, c, user, {}, (cc) => m.create(cc));
+    assert.equal(a.failure?.kind, 'invariant', JSON.stringify(a.failure));
+    assert.equal(a.failure?.invariant, 'shadow-sound');
+    assert.equal(a.failure?.side, 'impl');
+    assert.equal(a.failure?.step, user.length - 1);
+    const kernel: Op[] = [...boot, ...kernelChain(0x50, P | RW), { op: 'pageFault', args: { vaddr: K, errcode: 0 } }, { op: 'setPte', args: { pgdir: TA, vaddr: K, gpte: 0x51 * 4096 + (P | RW | A) } }];
+    const b = runTrace(d, c, kernel, {}, (cc) => m.create(cc));
+    assert.equal(b.failure?.kind, 'invariant', JSON.stringify(b.failure));
+    assert.equal(b.failure?.invariant, 'kernel-coherent');
+    // The same traces pass on the real implementation.
+    assert.equal(runTrace(d, c, user).failure, null);
+    assert.equal(runTrace(d, c, kernel).failure, null);
+  });
+  it('shadow-sound rejects a user entry whose top level never told the host anything', () => {
+    const { i } = both(c, [...boot, ...userChain(0x40, P | U | RW), { op: 'pageFault', args: { vaddr: UV, errcode: 4 } }]);
+    const v = i.view();
+    assert.equal(shadowSound.check(v, c), null);
+    delete v.told[`${TA}:${UV / 4096}`];
+    assert.match(shadowSound.check(v, c)!, /never told or showed the host/);
+  });
+  it('flushAll re-pins the stack in the current top level only; switching to another cached one does not pin it', () => {
+    const stackEnd = K + 0x2000;
+    const ops: Op[] = [
+      ...boot,
+      ...kernelChain(0x50, P | RW | A | D),
+      w(0x3000 + 4, 0x51 * 4096 + (P | RW | A | D)),
+      { op: 'newPagetable', args: { pgtable: TB, victim: 1 } },
+      { op: 'newPagetable', args: { pgtable: TA, victim: 1 } },
+      { op: 'setStack', args: { vaddr: stackEnd, pages: 1 } },
+      { op: 'translate', args: { vaddr: K + 0x1000 } },
+      { op: 'flushAll', args: {} },
+      { op: 'translate', args: { vaddr: K + 0x1000 } },
+      { op: 'newPagetable', args: { pgtable: TB, victim: 0 } },
+      { op: 'translate', args: { vaddr: K + 0x1000 } },
+    ];
+    const { rm } = both(c, ops);
+    const hb = HB + 0x51;
+    assert.deepEqual(rm[ops.length - 5], { ok: true, present: true, pfn: hb, writable: true, user: false });
+    assert.deepEqual(rm[ops.length - 3], { ok: true, present: true, pfn: hb, writable: true, user: false });
+    assert.deepEqual(rm[ops.length - 1], { ok: true, present: false });
+  });
+});
+
 describe('shadow-pt: lockstep properties', () => {
   it('model and implementation agree on generated traces (both geometries)', () => {
     const out = checkDomain(d, { runs: 150, maxOps: 100, seed: 20261124 });
@@ -565,6 +647,13 @@ describe('shadow-pt: case files', () => {
     }
     for (const op of Object.keys(d.opArgs)) assert.ok(ops.has(op), `no case uses ${op}`);
     assert.ok(reasons.size >= 11, [...reasons].join('; '));
+  });
+  it('every mutant fails at least one case file', () => {
+    const loaded = files.map((f) => loadCaseFile(path.join(dir, f)));
+    for (const m of MUTANTS) {
+      const caught = loaded.some((l) => l.ok && replayCase(l.value, { mutant: m.id }).failure !== null);
+      assert.ok(caught, `no case file catches ${m.id}`);
+    }
   });
   for (const f of files) {
     it(`replays ${f}`, () => {
