@@ -9,6 +9,20 @@ import type { Json } from '../harness/domain';
 import type { KernelDriver, DriverAnswer } from '../harness/conform';
 import { buildDriver, kvmUnusable } from './build';
 
+/**
+ * One command as a line. Flat objects only; integers at or above 2^53 are
+ * written with all their digits (JSON.stringify would round them, e.g. a gpa
+ * of 2^64 - 4096 as "18446744073709548000"): every such double is an exact
+ * integer, and BigInt prints it exactly.
+ */
+export function commandLine(command: { [k: string]: Json }): string {
+  const parts = Object.entries(command).map(([k, v]) => {
+    const text = typeof v === 'number' && Number.isInteger(v) && Math.abs(v) >= 2 ** 53 ? BigInt(v).toString() : JSON.stringify(v);
+    return `${JSON.stringify(k)}:${text}`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
 /** A driver that could not be started, with the reason (exit 2 material). */
 export class DriverUnavailable extends Error {}
 
@@ -66,7 +80,7 @@ export class DriverClient implements KernelDriver {
     if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.child.stdin.write(JSON.stringify(command) + '\n');
+      this.child.stdin.write(commandLine(command) + '\n');
     });
   }
 

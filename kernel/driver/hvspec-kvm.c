@@ -177,6 +177,8 @@ struct value {
 	char key[24];
 	enum vkind kind;
 	long long i;            /* V_INT, V_BOOL */
+	unsigned long long u;   /* V_INT: the magnitude, exact up to 2^64-1 */
+	int big;                /* V_INT: above LLONG_MAX (only get_u64 takes it) */
 	char s[32];             /* V_STR */
 	long long *arr;         /* V_ARR */
 	size_t n;
@@ -213,7 +215,7 @@ static int parse_string(const char **p, char *dst, size_t cap)
 	return 0;
 }
 
-static int parse_int(const char **p, long long *v)
+static int parse_num(const char **p, long long *v, unsigned long long *u, int *big)
 {
 	const char *s = *p;
 	int neg = 0;
@@ -225,16 +227,30 @@ static int parse_int(const char **p, long long *v)
 	if (*s < '0' || *s > '9')
 		return perr = "expected a number", -1;
 	while (*s >= '0' && *s <= '9') {
-		if (acc > ((unsigned long long)LLONG_MAX - (unsigned)(*s - '0')) / 10)
+		if (acc > (ULLONG_MAX - (unsigned)(*s - '0')) / 10)
 			return perr = "number out of range", -1;
 		acc = acc * 10 + (unsigned)(*s - '0');
 		s++;
 	}
 	if (*s == '.' || *s == 'e' || *s == 'E')
 		return perr = "numbers must be integers", -1;
-	*v = neg ? -(long long)acc : (long long)acc;
+	if (acc > (unsigned long long)LLONG_MAX + (neg ? 1ULL : 0ULL)) {
+		if (neg || !big)
+			return perr = "number out of range", -1;
+		*big = 1;
+		*v = 0;
+	} else {
+		*v = neg ? (long long)(0ULL - acc) : (long long)acc;
+	}
+	if (u)
+		*u = acc;
 	*p = s;
 	return 0;
+}
+
+static int parse_int(const char **p, long long *v)
+{
+	return parse_num(p, v, NULL, NULL);
 }
 
 static void free_vals(void)
@@ -316,7 +332,7 @@ static int parse_line(const char *line)
 			}
 		} else {
 			v->kind = V_INT;
-			if (parse_int(&p, &v->i))
+			if (parse_num(&p, &v->i, &v->u, &v->big))
 				return -1;
 		}
 		skip_ws(&p);
@@ -369,11 +385,23 @@ static int keys_allowed(const char *allowed)
 static int get_int(const char *key, long long min, long long max, long long *v)
 {
 	struct value *x = find(key);
-	if (!x || x->kind != V_INT || x->i < min || x->i > max) {
+	if (!x || x->kind != V_INT || x->big || x->i < min || x->i > max) {
 		perr = "missing or out-of-range integer argument";
 		return -1;
 	}
 	*v = x->i;
+	return 0;
+}
+
+/* An unsigned 64-bit argument (KVM_PRE_FAULT_MEMORY's gpa and size may be near 2^64). */
+static int get_u64(const char *key, unsigned long long *v)
+{
+	struct value *x = find(key);
+	if (!x || x->kind != V_INT || (!x->big && x->i < 0)) {
+		perr = "missing or negative integer argument";
+		return -1;
+	}
+	*v = x->u;
 	return 0;
 }
 
@@ -798,9 +826,8 @@ static void cmd_protect(void)
 
 static void cmd_prefault(void)
 {
-	long long gpa, size, flags;
-	if (keys_allowed("gpa size flags") || get_int("gpa", 0, LLONG_MAX, &gpa) || get_int("size", 0, LLONG_MAX, &size) ||
-	    get_int("flags", 0, LLONG_MAX, &flags) || need_vm())
+	unsigned long long gpa, size, flags;
+	if (keys_allowed("gpa size flags") || get_u64("gpa", &gpa) || get_u64("size", &size) || get_u64("flags", &flags) || need_vm())
 		return fail_proto(perr);
 	struct kvm_pre_fault_memory r = { .gpa = (__u64)gpa, .size = (__u64)size, .flags = (__u64)flags };
 	if (ioctl(vcpu_fd, KVM_PRE_FAULT_MEMORY, &r) < 0) {
