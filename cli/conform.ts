@@ -25,8 +25,9 @@ Ops this host cannot observe are counted as not run, never as passed.
   --max-ops K  longest random trace (default: the domain's budget)
   --json       one JSON object on stdout
 
-The C driver (kernel/driver/hvspec-kvm.c) is built with the system compiler on
-first use and cached under .hvspec/kvm/.
+The C driver (kernel/driver/hvspec-kvm.c) is built with the system compiler ($CC,
+cc, gcc or clang) on first use and cached under .hvspec/kvm/. HVSPEC_KVM_DEVICE
+names another device path to check instead of /dev/kvm.
 exit: 0 agreement, 1 a disagreement (or a model/impl lockstep failure), 2 bad usage, or no usable /dev/kvm or compiler`;
 
 export async function conformCommand(argv: string[]): Promise<number> {
@@ -116,6 +117,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
     for (const d of r.disagreements ?? []) {
       out(`disagreement in ${r.name}, step ${d.step + 1}: ${d.op.op} ${JSON.stringify(d.op.args)}`);
       out(`  kernel: ${JSON.stringify(d.kernel)}\n  model:  ${JSON.stringify(d.model)}\n  ${d.message}`);
+      if (r.repro) out(`  repro: ${r.repro}`);
       if (d.file) out(`  saved: ${d.file}  (replay against the kernel: hvspec conform ${d.file})`);
     }
   }

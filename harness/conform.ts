@@ -118,6 +118,7 @@ export function emptyConformTally(): ConformTally {
 
 export interface TraceReport {
   readonly name: string;
+  readonly repro?: string;
   readonly run: number;
   readonly notRun: number;
   /** Why the whole trace was not run. */
@@ -168,6 +169,8 @@ export interface ConformTraceInput<C, O> {
   readonly expects?: readonly ({ [k: string]: Json } | undefined)[];
   /** Where this trace came from (saved into the disagreement's case file). */
   readonly source: string;
+  /** A command that runs this trace alone (random traces). */
+  readonly repro?: string;
   readonly found?: { [k: string]: Json };
 }
 
@@ -269,6 +272,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
   }
   return {
     name: input.name,
+    ...(input.repro !== undefined ? { repro: input.repro } : {}),
     run,
     notRun,
     disagreements,
@@ -344,12 +348,13 @@ export async function conformRandom<C, O extends OpShape, R extends ResultShape,
     const seed = runSeed(options.seed, k);
     const [sample] = fc.sample(arb, { seed, numRuns: 1 });
     const { config, ops } = sample!;
+    const repro = `hvspec conform --domain ${domain.id} --runs 1 --seed ${seed} --max-ops ${options.maxOps}`;
     const r = await conformTrace(
       domain,
       adapter,
       driver,
       host,
-      { name: `run ${k} (seed ${seed})`, config, ops, source: `hvspec conform --domain ${domain.id} --runs 1 --seed ${seed} --max-ops ${options.maxOps}`, found: { seed, run: k } },
+      { name: `run ${k} (seed ${seed})`, config, ops, source: repro, repro, found: { seed, run: k } },
       tally,
       options.saveDir,
     );
