@@ -115,6 +115,18 @@ describe('hvspec conform (the running kernel)', function () {
     assert.deepEqual(await driver.send({ cmd: 'peek', gfns: [18, 19, 40] }), { ok: true, values: [-7, 0, null] });
   });
 
+  it('stops a guest that does not halt and reports it', async () => {
+    assert.deepEqual(await driver.send({ cmd: 'create_vm', guest_slot: GUEST_SLOT, guest_gfn: GUEST_GFN }), { ok: true });
+    // Overwrite the guest's store entry with "jmp $" (eb fe) through its own store: the next store never halts.
+    const jmpSelf = (0x9090feeb | 0) as number;
+    assert.deepEqual(await driver.send({ cmd: 'access', gfn: GUEST_GFN, write: true, value: jmpSelf }), { ok: true, exit: 'hlt', value: jmpSelf });
+    const t0 = Date.now();
+    assert.deepEqual(await driver.send({ cmd: 'access', gfn: 3, write: true, value: 1 }), { ok: true, exit: 'timeout' });
+    assert.ok(Date.now() - t0 < 5000);
+    // The driver goes on answering; a fresh VM has the program back.
+    assert.deepEqual(await driver.send({ cmd: 'create_vm', guest_slot: GUEST_SLOT, guest_gfn: GUEST_GFN }), { ok: true });
+  });
+
   it('answers malformed input with an EPROTO error and keeps going', async () => {
     const bad = ['{"cmd":"nope"}', 'not json', '{"cmd":"get_log","slot":1.5}', '{"cmd":"get_log","slot":0,"extra":1}', '{"cmd":"get_log"}', '{"cmd":"caps"} trailing', 'x'.repeat(1100000)];
     for (const line of bad) {
