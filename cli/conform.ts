@@ -86,10 +86,8 @@ export async function conformCommand(argv: string[]): Promise<number> {
     out(C.formatHost(host));
     for (const c of cases) {
       if (interrupted) break;
-      const r = await c.use((d, lc) =>
-        findAdapter(d.id)!.use((d2, a) =>
-          C.conformTrace(d2, a, driver, host, { name: c.file, config: lc.config as never, ops: lc.ops as never, expects: lc.expects, source: `case file ${c.file}` }, tally, saveDir),
-        ),
+      const r = await findAdapter(c.domainId)!.withCase(c, (d, a, lc) =>
+        C.conformTrace(d, a, driver, host, { name: c.file, config: lc.config, ops: lc.ops, expects: lc.expects, source: `case file ${c.file}` }, tally, saveDir),
       );
       reports.push(r);
       const verdict = r.disagreements?.length ? 'DISAGREE' : r.lockstep ? 'FAIL' : r.run === 0 ? 'not run' : 'agree';

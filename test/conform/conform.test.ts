@@ -146,10 +146,8 @@ describe('hvspec conform (the running kernel)', function () {
     for (const f of files) {
       const loaded = loadCaseFile(path.join(CASES, f));
       assert.ok(loaded.ok);
-      const r = await loaded.value.use((d, lc) =>
-        findAdapter(d.id)!.use((d2, a) =>
-          C.conformTrace(d2, a, driver, host, { name: f, config: lc.config as never, ops: lc.ops as never, expects: lc.expects, source: f }, tally, null),
-        ),
+      const r = await findAdapter(loaded.value.domainId)!.withCase(loaded.value, (d, a, lc) =>
+        C.conformTrace(d, a, driver, host, { name: f, config: lc.config, ops: lc.ops, expects: lc.expects, source: f }, tally, null),
       );
       assert.equal(r.lockstep, undefined, `${f}: model/impl lockstep failed`);
       assert.ok(r.run > 0, `${f}: nothing ran`);
