@@ -78,8 +78,12 @@ export interface KernelAdapter<C, O extends OpShape, R, V> {
   configNotRunnable(config: C, host: HostInfo): string | null;
   /** Why this host can never run `op` (null: it may); random traces leave such ops out. */
   opNotRunnable(op: O, config: C, host: HostInfo): string | null;
-  /** A fresh VM set up for `config`, or the reason it cannot be set up. */
-  open(config: C, driver: KernelDriver, host: HostInfo): Promise<KernelSession<O, R, V> | { notRun: string }>;
+  /**
+   * A fresh VM set up for `config`, or the reason it cannot be set up. `ops`
+   * is the whole trace, so that whatever the adapter needs of its own (the
+   * guest program's memslot and page) can be placed where nothing in it reaches.
+   */
+  open(config: C, driver: KernelDriver, host: HostInfo, ops: readonly O[]): Promise<KernelSession<O, R, V> | { notRun: string }>;
 }
 
 export type DisagreementKind = 'result' | 'expect' | 'state';
@@ -203,7 +207,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
   }
 
   // 2. The kernel beside a fresh model.
-  const session = await adapter.open(config, driver, host);
+  const session = await adapter.open(config, driver, host, ops);
   if ('notRun' in session) return { ...skipAll(session.notRun), ...(lockstep ? { lockstep } : {}) };
   const model = domain.createModel(config);
   const agree = domain.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));

@@ -23,7 +23,7 @@
 import type { KernelAdapter, KernelDriver, KernelSession, KernelStep, HostInfo } from '../harness/conform';
 import { dispatch, type OpHandlers } from '../harness/domain';
 import { preFaultArgsValid, PAGE_SIZE, type PrefaultConfig, type PrefaultOp, type PrefaultResult, type View } from '../spec/prefault/types';
-import { GUEST_GFN, GUEST_SLOT } from './guest';
+import { chooseGuest, GUEST_SLOT, type GuestPlace } from './guest';
 
 const NO_TDP = 'not run on this host: no TDP (KVM_CAP_PRE_FAULT_MEMORY is 0, valid calls answer EOPNOTSUPP)';
 
@@ -75,10 +75,6 @@ export const prefaultAdapter: KernelAdapter<PrefaultConfig, PrefaultOp, Prefault
   domainId: 'prefault',
   configNotRunnable(config: PrefaultConfig): string | null {
     if (config.vmType !== 'default') return `VM type ${config.vmType} cannot be created on this host`;
-    for (const m of config.memslots) {
-      if (m.id === GUEST_SLOT) return `memslot id ${GUEST_SLOT} is the conform guest's`;
-      if (GUEST_GFN >= m.baseGfn && GUEST_GFN < m.baseGfn + m.npages) return `a memslot covers gfn ${GUEST_GFN}, the conform guest's page`;
-    }
     return null;
   },
   opNotRunnable(op: PrefaultOp): string | null {
@@ -87,7 +83,14 @@ export const prefaultAdapter: KernelAdapter<PrefaultConfig, PrefaultOp, Prefault
     return null;
   },
   async open(config: PrefaultConfig, driver: KernelDriver, host: HostInfo) {
-    const vm = await driver.send({ cmd: 'create_vm', guest_slot: GUEST_SLOT, guest_gfn: GUEST_GFN });
+    // No op here runs the guest; its page only has to stay clear of the config's slots
+    // (prefault slots may cover all of the first 4 GiB: then it goes above them).
+    const ranges = config.memslots.map((m) => [m.baseGfn, m.baseGfn + m.npages] as const);
+    const place: GuestPlace = chooseGuest(new Set(config.memslots.map((m) => m.id)), ranges, host.caps['nrMemslots'] ?? GUEST_SLOT + 1) ?? {
+      slot: GUEST_SLOT,
+      gfn: config.memslots.reduce((end, m) => Math.max(end, m.baseGfn + m.npages), 0),
+    };
+    const vm = await driver.send({ cmd: 'create_vm', guest_slot: place.slot, guest_gfn: place.gfn });
     if (vm['ok'] !== true) return { notRun: `KVM_CREATE_VM failed: ${String(vm['error'])}` };
     for (const m of config.memslots) {
       const r = await driver.send({ cmd: 'set_region', slot: m.id, gfn: m.baseGfn, npages: m.npages, flags: 0 });

@@ -29,7 +29,7 @@
 import type { KernelAdapter, KernelDriver, KernelSession, KernelStep, DriverAnswer, HostInfo } from '../harness/conform';
 import { dispatch, type OpHandlers } from '../harness/domain';
 import type { Config, Errno, Op, Result, View } from '../spec/stage2-dirty/types';
-import { GUEST_GFN, GUEST_REACH_GFNS, GUEST_SLOT } from './guest';
+import { chooseGuest, GUEST_REACH_GFNS, type GuestPlace } from './guest';
 
 /** KVM_MEM_LOG_DIRTY_PAGES and KVM_MEM_READONLY (uapi kvm.h). */
 const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
@@ -86,10 +86,11 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
   constructor(
     private readonly driver: KernelDriver,
     private readonly config: Config,
+    private readonly guest: GuestPlace,
   ) {}
 
   async setup(): Promise<string | null> {
-    const vm = await this.driver.send({ cmd: 'create_vm', guest_slot: GUEST_SLOT, guest_gfn: GUEST_GFN });
+    const vm = await this.driver.send({ cmd: 'create_vm', guest_slot: this.guest.slot, guest_gfn: this.guest.gfn });
     if (vm['ok'] !== true) return `KVM_CREATE_VM failed: ${String(vm['error'])}`;
     if (this.config.manualProtect) {
       const arg = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | (this.config.initiallySet ? KVM_DIRTY_LOG_INITIALLY_SET : 0);
@@ -112,7 +113,7 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
   }
 
   private async access(gfn: number, write: boolean, value: number): Promise<KernelStep<Result>> {
-    if (gfn === GUEST_GFN) return { run: false, reason: 'the gfn of the conform guest program', diverges: write };
+    if (gfn === this.guest.gfn) return { run: false, reason: 'the gfn of the conform guest program', diverges: write };
     if (gfn >= GUEST_REACH_GFNS) return { run: false, reason: 'gfn at or above 4 GiB: beyond the 32-bit guest', diverges: write };
     if (value < INT32_MIN || value > INT32_MAX) return { run: false, reason: 'value wider than the guest\'s 32-bit store', diverges: true };
     const a = await this.call({ cmd: 'access', gfn, write, value });
@@ -125,7 +126,7 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
 
   /** One KVM_SET_USER_MEMORY_REGION; the slot table follows what the kernel accepted. */
   private async setRegion(slot: number, baseGfn: number, npages: number, flags: number): Promise<KernelStep<Result>> {
-    if (slot === GUEST_SLOT) return { run: false, reason: 'the memslot of the conform guest program', diverges: true };
+    if (slot === this.guest.slot) return { run: false, reason: 'the memslot of the conform guest program', diverges: true };
     const a = await this.call({ cmd: 'set_region', slot, gfn: baseGfn, npages, flags });
     if (a['ok'] !== true) return { run: true, result: errnoResult(String(a['error'])) };
     if (npages === 0) this.slots.delete(slot);
@@ -142,7 +143,7 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
   }
 
   private async getLog(slot: number): Promise<KernelStep<Result>> {
-    if (slot === GUEST_SLOT) return { run: false, reason: 'the memslot of the conform guest program', diverges: false };
+    if (slot === this.guest.slot) return { run: false, reason: 'the memslot of the conform guest program', diverges: false };
     const a = await this.call({ cmd: 'get_log', slot });
     if (a['ok'] !== true) return { run: true, result: errnoResult(String(a['error'])) };
     const base = this.slots.get(slot)?.baseGfn ?? 0;
@@ -151,7 +152,7 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
   }
 
   private async clearLog(slot: number, first: number, num: number, bits: readonly number[] | undefined): Promise<KernelStep<Result>> {
-    if (slot === GUEST_SLOT) return { run: false, reason: 'the memslot of the conform guest program', diverges: true };
+    if (slot === this.guest.slot) return { run: false, reason: 'the memslot of the conform guest program', diverges: true };
     if (num > 2 ** 26) return { run: false, reason: 'num beyond the driver\'s bitmap', diverges: true };
     const a = await this.call({ cmd: 'clear_log', slot, first, num, ...(bits !== undefined ? { bits: [...bits] } : {}) });
     return { run: true, result: a['ok'] === true ? OK : errnoResult(String(a['error'])) };
@@ -199,7 +200,7 @@ class Stage2DirtySession implements KernelSession<Op, Result, View> {
     }
     if (!this.config.manualProtect) return null;
     for (const s of view.slots) {
-      if (s.id === GUEST_SLOT || !this.slots.has(s.id)) continue;
+      if (s.id === this.guest.slot || !this.slots.has(s.id)) continue;
       const k = await this.getLog(s.id);
       if (!k.run) continue;
       const r = k.result;
@@ -234,21 +235,28 @@ export const stage2DirtyAdapter: KernelAdapter<Config, Op, Result, View> = {
     if (u !== undefined && u !== host.caps['nrMemslots']) return `the case assumes KVM_USER_MEM_SLOTS ${u}; this host has ${String(host.caps['nrMemslots'])}`;
     if (config.manualProtect && (host.caps['manualDirtyLogProtect2'] ?? 0) === 0) return 'no KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2';
     if (config.initiallySet && ((host.caps['manualDirtyLogProtect2'] ?? 0) & KVM_DIRTY_LOG_INITIALLY_SET) === 0) return 'KVM_DIRTY_LOG_INITIALLY_SET not offered';
-    for (const m of config.memslots) {
-      if (m.id === GUEST_SLOT) return `memslot id ${GUEST_SLOT} is the conform guest's`;
-      if (GUEST_GFN >= m.baseGfn && GUEST_GFN < m.baseGfn + m.npages) return `a memslot covers gfn ${GUEST_GFN}, the conform guest's page`;
-      if (m.readonly && (host.caps['readonlyMem'] ?? 0) === 0) return 'no KVM_CAP_READONLY_MEM';
-    }
+    if (config.memslots.some((m) => m.readonly) && (host.caps['readonlyMem'] ?? 0) === 0) return 'no KVM_CAP_READONLY_MEM';
     return null;
   },
   opNotRunnable(op: Op): string | null {
     if (op.op === 'tlbEvict') return 'TLB contents are not observable on this host';
     if (op.op === 'mappingOf') return 'stage-2 leaf sizes are not observable on this host (no TDP, no per-gfn query)';
-    if ((op.op === 'guestRead' || op.op === 'guestWrite') && (op.args.gfn >= GUEST_REACH_GFNS || op.args.gfn === GUEST_GFN)) return 'gfn beyond the guest';
+    if ((op.op === 'guestRead' || op.op === 'guestWrite') && op.args.gfn >= GUEST_REACH_GFNS) return 'gfn at or above 4 GiB: beyond the 32-bit guest';
     return null;
   },
-  async open(config: Config, driver: KernelDriver) {
-    const s = new Stage2DirtySession(driver, config);
+  async open(config: Config, driver: KernelDriver, host: HostInfo, ops: readonly Op[]) {
+    // The guest program goes where nothing in the config or the trace reaches.
+    const slots = new Set<number>(config.memslots.map((m) => m.id));
+    const ranges: [number, number][] = config.memslots.map((m) => [m.baseGfn, m.baseGfn + m.npages]);
+    for (const op of ops as readonly AdapterOp[]) {
+      const a = op.args as { readonly slot?: number; readonly gfn?: number; readonly baseGfn?: number; readonly npages?: number };
+      if (a.slot !== undefined) slots.add(a.slot);
+      if (op.op === 'setUserMemoryRegion') ranges.push([op.args.baseGfn, op.args.baseGfn + op.args.npages]);
+      else if (op.op === 'guestRead' || op.op === 'guestWrite') ranges.push([op.args.gfn, op.args.gfn + 1]);
+    }
+    const guest = chooseGuest(slots, ranges, host.caps['nrMemslots'] ?? GUEST_REACH_GFNS);
+    if (guest === null) return { notRun: 'no memslot id or page below 4 GiB is left for the conform guest program' };
+    const s = new Stage2DirtySession(driver, config, guest);
     const why = await s.setup();
     return why === null ? s : { notRun: why };
   },

@@ -12,6 +12,7 @@
  *   create_vm guest_slot guest_gfn
  *                              a fresh VM (any previous one is destroyed), one
  *                              vCPU, and the guest program in its own memslot
+ *                              (accesses need it below 4 GiB)
  *   enable_cap cap arg         KVM_ENABLE_CAP on the VM (api.rst 4.37)
  *   set_region slot gfn npages flags
  *                              KVM_SET_USER_MEMORY_REGION (4.35); npages 0
@@ -595,7 +596,7 @@ static void cmd_create_vm(void)
 {
 	long long slot, gfn;
 	if (keys_allowed("guest_slot guest_gfn") || get_int("guest_slot", 0, 0xffff, &slot) ||
-	    get_int("guest_gfn", 0, (1LL << 20) - 1, &gfn))
+	    get_int("guest_gfn", 0, 1LL << 40, &gfn))
 		return fail_proto(perr);
 	destroy_vm();
 	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
@@ -737,6 +738,8 @@ static void cmd_access(void)
 	if (keys_allowed("gfn write value") || get_int("gfn", 0, (1LL << 20) - 1, &gfn) || get_bool("write", &write) ||
 	    get_int("value", -(1LL << 31), (1LL << 32) - 1, &value) || need_vm())
 		return fail_proto(perr);
+	if (guest_gpa >= (1ULL << 32))
+		return fail_proto("the guest program lies above 4 GiB: this VM cannot run guest accesses");
 	struct kvm_regs regs;
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = guest_gpa + (write ? 0 : 8);
