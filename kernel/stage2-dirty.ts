@@ -19,6 +19,8 @@
  *                          -> kvm_unmap_gfn_range) and changes no contents, which is
  *                          exactly what the op models: it has no API-visible effect of
  *                          its own, and later accesses, bitmaps and memory are compared
+ *                          (checked once with ftrace: each mprotect raises one
+ *                          kvm:kvm_unmap_hva_range over exactly those pages)
  *   tlbEvict, mappingOf    not observable on this host: not run
  *
  * Backing (4k/thp/hugetlb) and blockPages only change mapping sizes, which
