@@ -33,7 +33,7 @@
  *   prefault gpa size flags    KVM_PRE_FAULT_MEMORY (4.143) on the vCPU
  *   set_attrs address size attributes flags
  *                              KVM_SET_MEMORY_ATTRIBUTES (4.141)
- *   stats                      the VM's binary stats (4.133 KVM_GET_STATS_FD):
+ *   stats                      the VM's binary stats (api.rst KVM_GET_STATS_FD):
  *                              pages_4k/pages_2m/pages_1g where present
  *
  * The guest runs in 32-bit flat protected mode set up with KVM_SET_SREGS
