@@ -90,8 +90,10 @@ export async function conformCommand(argv: string[]): Promise<number> {
         C.conformTrace(d, a, driver, host, { name: c.file, config: lc.config, ops: lc.ops, expects: lc.expects, source: `case file ${c.file}` }, tally, saveDir),
       );
       reports.push(r);
-      const verdict = r.disagreements?.length ? 'DISAGREE' : r.lockstep ? 'FAIL' : r.run === 0 ? 'not run' : 'agree';
-      out(`${verdict.padEnd(8)} ${c.file}  (${r.run} steps run, ${r.notRun} not run${r.notRunReason ? `: ${r.notRunReason}` : ''})`);
+      // A case with steps the host could not run is "partial", never "agree".
+      const verdict = r.disagreements?.length ? 'DISAGREE' : r.lockstep ? 'FAIL' : r.run === 0 ? 'not run' : r.notRun > 0 ? 'partial' : 'agree';
+      const why = Object.entries(r.notRunReasons).map(([reason, n]) => `${n} not run on this host: ${reason}`);
+      out(`${verdict.padEnd(8)} ${c.file}  (${[`${r.run} steps run`, ...why].join('; ')})`);
     }
     if (cases.length === 0) {
       for (const t of targets) {
@@ -124,7 +126,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   if (interrupted) out(`interrupted: seed ${seed}`);
   out(C.conformSummary(tally));
   if (json) {
-    const traces: Json[] = reports.map((r) => ({ name: r.name, run: r.run, notRun: r.notRun, ...(r.notRunReason ? { notRunReason: r.notRunReason } : {}), disagreements: (r.disagreements ?? []) as unknown as Json, lockstep: (r.lockstep ?? null) as unknown as Json }));
+    const traces: Json[] = reports.map((r) => ({ name: r.name, run: r.run, notRun: r.notRun, notRunReasons: { ...r.notRunReasons }, disagreements: (r.disagreements ?? []) as unknown as Json, lockstep: (r.lockstep ?? null) as unknown as Json }));
     process.stdout.write(JSON.stringify({ seed, interrupted, ...(C.conformJson(tally) as { [k: string]: Json }), traces, summary: C.conformSummary(tally) }, null, 2) + '\n');
   }
   return tally.disagreements > 0 || tally.lockstepFailures > 0 ? 1 : 0;

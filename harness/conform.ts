@@ -125,6 +125,8 @@ export interface TraceReport {
   readonly repro?: string;
   readonly run: number;
   readonly notRun: number;
+  /** The steps not run, counted by reason. */
+  readonly notRunReasons: { readonly [reason: string]: number };
   /** Why the whole trace was not run. */
   readonly notRunReason?: string;
   /** In step order; the trace stops at one that leaves the two states different. */
@@ -193,7 +195,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
   const skipAll = (reason: string): TraceReport => {
     for (const op of ops) bump(tally, op.op, reason);
     tally.tracesNotRun[reason] = (tally.tracesNotRun[reason] ?? 0) + 1;
-    return { name: input.name, run: 0, notRun: ops.length, notRunReason: reason };
+    return { name: input.name, run: 0, notRun: ops.length, notRunReasons: ops.length > 0 ? { [reason]: ops.length } : {}, notRunReason: reason };
   };
   const whyNot = adapter.configNotRunnable(config, host);
   if (whyNot !== null) return skipAll(whyNot);
@@ -214,6 +216,12 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
   const kernelResults: (Json | undefined)[] = [];
   let run = 0;
   let notRun = 0;
+  const reasons: { [reason: string]: number } = {};
+  const skip = (op: O, reason: string): void => {
+    bump(tally, op.op, reason);
+    reasons[reason] = (reasons[reason] ?? 0) + 1;
+    notRun++;
+  };
   const disagreements: Disagreement[] = [];
   let last = -1;
   for (let i = 0; i < ops.length; i++) {
@@ -222,12 +230,10 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
     const k = await session.apply(op);
     last = i;
     if (!k.run) {
-      bump(tally, op.op, k.reason);
-      notRun++;
+      skip(op, k.reason);
       kernelResults.push(undefined);
       if (k.diverges) {
-        for (const rest of ops.slice(i + 1)) bump(tally, rest.op, 'an earlier state-changing step of the trace could not be run');
-        notRun += ops.length - i - 1;
+        for (const rest of ops.slice(i + 1)) skip(rest, 'an earlier state-changing step of the trace could not be run');
         break;
       }
       continue;
@@ -265,8 +271,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
       tally.disagreements++;
     }
     if (stop) {
-      for (const rest of ops.slice(i + 1)) bump(tally, rest.op, 'the trace stopped at a disagreement (kernel and model states may differ)');
-      notRun += ops.length - i - 1;
+      for (const rest of ops.slice(i + 1)) skip(rest, 'the trace stopped at a disagreement (kernel and model states may differ)');
       break;
     }
   }
@@ -279,6 +284,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
     ...(input.repro !== undefined ? { repro: input.repro } : {}),
     run,
     notRun,
+    notRunReasons: reasons,
     disagreements,
     ...(lockstep ? { lockstep } : {}),
   };
