@@ -267,6 +267,9 @@ describe('hvspec conform (the running kernel)', function () {
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0]!, /^host: Linux .*KVM API \d+.*guests run/);
     assert.match(lines.at(-1)!, /^conform: \d+ steps run against the kernel, \d+ not run on this host, 0 disagreements$/);
+    // Steps the host cannot run make a case "partial", with the reason; never "agree".
+    assert.match(r.stdout, /^partial +\S+01-write-after-enable-logged-4k\.json +\(4 steps run; 2 not run on this host: stage-2 leaf sizes/m);
+    assert.match(r.stdout, /^agree +\S+07-initially-set\.json +\(12 steps run\)$/m);
     const j = spawnSync(process.execPath, [BIN, 'conform', '--json', '--domain', 'prefault', '--runs', '5', '--seed', '3'], { cwd: tmp, encoding: 'utf8' });
     assert.equal(j.status, 0, j.stderr);
     const o = JSON.parse(j.stdout) as { steps: number; disagreements: number; seed: number };
