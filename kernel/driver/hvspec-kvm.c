@@ -43,6 +43,9 @@
  * (KVM_RUN returns EINTR) and reported as "timeout".
  */
 #define _GNU_SOURCE
+#if !defined(__x86_64__)
+#error "hvspec-kvm runs its guest program as x86 code: it needs an x86-64 KVM host"
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
