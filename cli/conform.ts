@@ -28,7 +28,8 @@ Ops this host cannot observe are counted as not run, never as passed.
 The C driver (kernel/driver/hvspec-kvm.c) is built with the system compiler ($CC,
 cc, gcc or clang) on first use and cached under .hvspec/kvm/. HVSPEC_KVM_DEVICE
 names another device path to check instead of /dev/kvm.
-exit: 0 agreement, 1 a disagreement (or a model/impl lockstep failure), 2 bad usage, or no usable /dev/kvm or compiler`;
+exit: 0 agreement, 1 a disagreement (or a model/impl lockstep failure), 2 bad usage, no usable /dev/kvm
+or compiler, or a driver failure`;
 
 export async function conformCommand(argv: string[]): Promise<number> {
   const opts = { domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' }, 'max-ops': { type: 'string' }, json: { type: 'boolean' } } as const;
@@ -108,6 +109,10 @@ export async function conformCommand(argv: string[]): Promise<number> {
         if (interrupted) out(`interrupted after ${r.runsDone} of ${runs} runs of ${t.id} (seed ${seed})`);
       }
     }
+  } catch (e) {
+    // The driver died or answered nonsense: a broken host or driver, not a disagreement.
+    process.stderr.write(`hvspec conform: the KVM driver failed: ${(e as Error).message} (seed ${seed})\n`);
+    return 2;
   } finally {
     process.off('SIGINT', onSigint);
     await driver.close();
