@@ -82,8 +82,10 @@ export async function conformCommand(argv: string[]): Promise<number> {
   const reports: C.TraceReport[] = [];
   const saveDir = path.join(process.cwd(), '.hvspec', 'conform');
   const progress = new Progress(!json && process.stderr.isTTY === true);
+  let hostInfo: C.HostInfo | undefined;
   try {
     const host = await C.probeHost(driver, os.release(), { slot: GUEST_SLOT, gfn: GUEST_GFN });
+    hostInfo = host;
     out(C.formatHost(host));
     for (const c of cases) {
       if (interrupted) break;
@@ -132,7 +134,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   out(C.conformSummary(tally));
   if (json) {
     const traces: Json[] = reports.map((r) => ({ name: r.name, run: r.run, notRun: r.notRun, notRunReasons: { ...r.notRunReasons }, disagreements: (r.disagreements ?? []) as unknown as Json, lockstep: (r.lockstep ?? null) as unknown as Json }));
-    process.stdout.write(JSON.stringify({ seed, interrupted, ...(C.conformJson(tally) as { [k: string]: Json }), traces, summary: C.conformSummary(tally) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ host: (hostInfo ?? null) as unknown as Json, hostLine: hostInfo ? C.formatHost(hostInfo) : null, seed, interrupted, ...(C.conformJson(tally) as { [k: string]: Json }), traces, summary: C.conformSummary(tally) }, null, 2) + '\n');
   }
   return tally.disagreements > 0 || tally.lockstepFailures > 0 ? 1 : 0;
 }

@@ -272,8 +272,10 @@ describe('hvspec conform (the running kernel)', function () {
     assert.match(r.stdout, /^agree +\S+07-initially-set\.json +\(12 steps run\)$/m);
     const j = spawnSync(process.execPath, [BIN, 'conform', '--json', '--domain', 'prefault', '--runs', '5', '--seed', '3'], { cwd: tmp, encoding: 'utf8' });
     assert.equal(j.status, 0, j.stderr);
-    const o = JSON.parse(j.stdout) as { steps: number; disagreements: number; seed: number };
+    const o = JSON.parse(j.stdout) as { steps: number; disagreements: number; seed: number; host: { api: number }; summary: string };
     assert.equal(o.disagreements, 0);
+    assert.equal(o.host.api, host.api);
+    assert.match(o.summary, /^conform: \d+ steps run against the kernel/);
     assert.equal(o.seed, 3);
     const bad = spawnSync(process.execPath, [BIN, 'conform', '--runs', 'x'], { cwd: tmp, encoding: 'utf8' });
     assert.equal(bad.status, 2);
