@@ -83,6 +83,14 @@ export async function conformCommand(argv: string[]): Promise<number> {
   const saveDir = path.join(process.cwd(), '.hvspec', 'conform');
   const progress = new Progress(!json && process.stderr.isTTY === true);
   let hostInfo: C.HostInfo | undefined;
+  // Progress: a live line on a terminal, else a line on stderr every 10 s of a long run.
+  let lastTick = Date.now();
+  const tick = (text: string) => {
+    progress.update(text);
+    if (json || process.stderr.isTTY === true || Date.now() - lastTick < 10000) return;
+    lastTick = Date.now();
+    process.stderr.write(`${text}\n`);
+  };
   try {
     const host = await C.probeHost(driver, os.release(), { slot: GUEST_SLOT, gfn: GUEST_GFN });
     hostInfo = host;
@@ -104,7 +112,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
         const maxOps = t.use((d) => maxOpsOpt ?? d.budget.maxOps);
         out(`${t.id}: ${runs} random traces, seed ${seed}, max ops ${maxOps} (repro: hvspec conform --domain ${t.id} --runs ${runs} --seed ${seed} --max-ops ${maxOps})`);
         const r = await t.use((d, a) =>
-          C.conformRandom(d, a, driver, host, { runs, seed, maxOps, saveDir, stop: () => interrupted, onRun: (k, tl) => progress.update(`${t.id}: run ${k + 1}/${runs}, ${tl.run} steps run, ${tl.disagreements} disagreements`) }, tally),
+          C.conformRandom(d, a, driver, host, { runs, seed, maxOps, saveDir, stop: () => interrupted, onRun: (k, tl) => tick(`${t.id}: run ${k + 1}/${runs}, ${tl.run} steps run, ${tl.disagreements} disagreements`) }, tally),
         );
         progress.done();
         reports.push(...r.reports);
