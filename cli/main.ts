@@ -13,6 +13,7 @@ import { schemaCommand, SCHEMA_HELP } from './schema';
 import { promoteCommand, PROMOTE_HELP } from './promote';
 import { reportCommand, REPORT_HELP } from './report';
 import { validateCommand, VALIDATE_HELP } from './validate';
+import { conformCommand, CONFORM_HELP } from './conform';
 import { DOMAINS } from '../domains';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string; summary: string };
@@ -26,6 +27,7 @@ const COMMANDS: { [name: string]: Command } = {
   promote: { run: promoteCommand, help: PROMOTE_HELP, summary: 'turn a saved counterexample into a named regression case' },
   schema: { run: schemaCommand, help: SCHEMA_HELP, summary: 'write a JSON Schema of case files per domain (editor support)' },
   merge: { run: mergeCommand, help: MERGE_HELP, summary: 'combine the JSON reports of check shards' },
+  conform: { run: conformCommand, help: CONFORM_HELP, summary: 'ask the running kernel (/dev/kvm) the same questions as the model' },
   explore: { run: exploreCommand, help: EXPLORE_HELP, summary: 'breadth-first exploration of every op sequence of a small config' },
   validate: { run: validateCommand, help: VALIDATE_HELP, summary: 'check recorded traces (hvspec-trace/1) against the spec, hidden choices searched' },
 };
