@@ -8,7 +8,7 @@ import { DriverClient, DriverUnavailable } from '../kernel/client';
 import { ADAPTERS, findAdapter, GUEST_GFN, GUEST_SLOT, type SomeConformable } from '../kernel';
 import { domainsOption, intOption, parse, Progress, seedOption, UsageError } from './args';
 
-export const CONFORM_HELP = `usage: hvspec conform [--domain D] [--runs N] [--seed S] [--max-ops K] [--json] [FILE...]
+export const CONFORM_HELP = `usage: hvspec conform [--domain D] [--runs N] [--seed S] [--max-ops K] [--record FILE] [--json] [FILE...]
 
 Asks the running kernel (/dev/kvm) the same questions as the model: with
 FILEs, every step of those case files; without, N random traces per domain
@@ -23,6 +23,8 @@ Ops this host cannot observe are counted as not run, never as passed.
   --runs N     random traces per domain (default 100)
   --seed S     campaign seed (default: random, printed); run k uses seed S + k*0x9e3779b9
   --max-ops K  longest random trace (default: the domain's budget)
+  --record F   write what the kernel did as hvspec-trace/1 traces (F, or F-1.ndjson,
+               F-2.ndjson, ... for several), for hvspec validate on another host
   --json       one JSON object on stdout
 
 The C driver (kernel/driver/hvspec-kvm.c) is built with the system compiler ($CC,
@@ -32,7 +34,7 @@ exit: 0 agreement, 1 a disagreement (or a model/impl lockstep failure), 2 bad us
 or compiler, or a driver failure`;
 
 export async function conformCommand(argv: string[]): Promise<number> {
-  const opts = { domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' }, 'max-ops': { type: 'string' }, json: { type: 'boolean' } } as const;
+  const opts = { domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' }, 'max-ops': { type: 'string' }, record: { type: 'string' }, json: { type: 'boolean' } } as const;
   const { values, positionals } = parse(argv, opts, true);
   if (values.help) {
     process.stdout.write(CONFORM_HELP + '\n');
@@ -42,6 +44,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   const runs = intOption('runs', values.runs, 0) ?? 100;
   const seed = seedOption(values.seed) ?? (Math.random() * 0x100000000) | 0;
   const maxOpsOpt = intOption('max-ops', values['max-ops'], 1);
+  const record = values.record !== undefined;
   const targets: SomeConformable[] = [];
   for (const d of values.domain === undefined ? ADAPTERS : domainsOption(values.domain)) {
     const a = findAdapter(d.id);
@@ -98,7 +101,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
     for (const c of cases) {
       if (interrupted) break;
       const r = await findAdapter(c.domainId)!.withCase(c, (d, a, lc) =>
-        C.conformTrace(d, a, driver, host, { name: c.file, config: lc.config, ops: lc.ops, expects: lc.expects, source: `case file ${c.file}` }, tally, saveDir),
+        C.conformTrace(d, a, driver, host, { name: c.file, config: lc.config, ops: lc.ops, expects: lc.expects, source: `case file ${c.file}`, record }, tally, saveDir),
       );
       reports.push(r);
       // A case with steps the host could not run is "partial", never "agree".
@@ -112,7 +115,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
         const maxOps = t.use((d) => maxOpsOpt ?? d.budget.maxOps);
         out(`${t.id}: ${runs} random traces, seed ${seed}, max ops ${maxOps} (repro: hvspec conform --domain ${t.id} --runs ${runs} --seed ${seed} --max-ops ${maxOps})`);
         const r = await t.use((d, a) =>
-          C.conformRandom(d, a, driver, host, { runs, seed, maxOps, saveDir, stop: () => interrupted, onRun: (k, tl) => tick(`${t.id}: run ${k + 1}/${runs}, ${tl.run} steps run, ${tl.disagreements} disagreements`) }, tally),
+          C.conformRandom(d, a, driver, host, { runs, seed, maxOps, saveDir, record, stop: () => interrupted, onRun: (k, tl) => tick(`${t.id}: run ${k + 1}/${runs}, ${tl.run} steps run, ${tl.disagreements} disagreements`) }, tally),
         );
         progress.done();
         reports.push(...r.reports);
@@ -136,6 +139,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
       if (d.file) out(`  saved: ${d.file}  (replay against the kernel: hvspec conform ${d.file})`);
     }
   }
+  if (values.record !== undefined) for (const f of C.writeRecordedTraces(reports, values.record)) out(`recorded: ${f}  (hvspec validate ${f})`);
   out('per op:');
   for (const l of C.formatOpCounts(tally)) out(l);
   if (interrupted) out(`interrupted: seed ${seed}`);

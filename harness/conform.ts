@@ -33,6 +33,7 @@ import { deepEqual, partialMatch } from './codec';
 import { runTrace, type StepFailure } from './lockstep';
 import { caseObject } from './cases';
 import { runSeed } from './check';
+import { traceHeaderLine, traceStepLine } from './trace-format';
 
 /** One answer line of the driver: a JSON object. */
 export type DriverAnswer = { [k: string]: Json };
@@ -132,6 +133,13 @@ export interface TraceReport {
   /** In step order; the trace stops at one that leaves the two states different. */
   readonly disagreements?: readonly Disagreement[];
   readonly lockstep?: StepFailure;
+  /**
+   * With `record`: what the kernel did, as an `hvspec-trace/1` trace (header and
+   * lines): every step it ran with its answer, up to the first step that could
+   * not be run or left the two sides different. Steps the host cannot observe
+   * and that change nothing (queries, TLB evictions) are left out, as a log would.
+   */
+  readonly recorded?: readonly string[];
 }
 
 function bump(t: ConformTally, op: string, reason: string | null): void {
@@ -178,6 +186,8 @@ export interface ConformTraceInput<C, O> {
   /** A command that runs this trace alone (random traces). */
   readonly repro?: string;
   readonly found?: { [k: string]: Json };
+  /** Keep the kernel's run as a trace (`TraceReport.recorded`). */
+  readonly record?: boolean;
 }
 
 /** Run one trace against model, impl and kernel; tallies go into `tally`. */
@@ -223,6 +233,10 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
     notRun++;
   };
   const disagreements: Disagreement[] = [];
+  const recorded: string[] | undefined = input.record
+    ? [traceHeaderLine(domain.id, domain.encodeConfig(adapter.hostConfig ? adapter.hostConfig(config, host) : config), { name: input.name, source: `recorded by hvspec conform on ${formatHost(host).replace(/^host: /, '')}` })]
+    : undefined;
+  let recording = recorded !== undefined;
   let last = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
@@ -233,6 +247,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
       skip(op, k.reason);
       kernelResults.push(undefined);
       if (k.diverges) {
+        recording = false;
         for (const rest of ops.slice(i + 1)) skip(rest, 'an earlier state-changing step of the trace could not be run');
         break;
       }
@@ -242,6 +257,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
     run++;
     const kr = k.result;
     kernelResults.push(kr as unknown as Json);
+    if (recording) recorded!.push(traceStepLine(op, kr as unknown as Json));
     const found = (kind: DisagreementKind, message: string): Disagreement => ({
       kind,
       step: i,
@@ -271,6 +287,7 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
       tally.disagreements++;
     }
     if (stop) {
+      recording = false;
       for (const rest of ops.slice(i + 1)) skip(rest, 'the trace stopped at a disagreement (kernel and model states may differ)');
       break;
     }
@@ -287,7 +304,26 @@ export async function conformTrace<C, O extends OpShape, R extends ResultShape, 
     notRunReasons: reasons,
     disagreements,
     ...(lockstep ? { lockstep } : {}),
+    ...(recorded ? { recorded } : {}),
   };
+}
+
+/**
+ * Write the recorded traces of `reports`: to `file` when there is one, else to
+ * `<file without .ndjson>-<k>.ndjson` for k = 1, 2, ... Returns the paths written.
+ */
+export function writeRecordedTraces(reports: readonly TraceReport[], file: string): string[] {
+  const traces = reports.filter((r) => r.recorded !== undefined && r.recorded.length > 1);
+  const base = file.replace(/\.ndjson$/i, '');
+  const written: string[] = [];
+  traces.forEach((r, k) => {
+    const target = traces.length === 1 ? file : `${base}-${k + 1}.ndjson`;
+    fs.mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+    fs.writeFileSync(`${target}.tmp`, r.recorded!.join('\n') + '\n');
+    fs.renameSync(`${target}.tmp`, target);
+    written.push(target);
+  });
+  return written;
 }
 
 /** Save the trace up to its last step run with the kernel's answers as `expect`s. */
@@ -327,6 +363,8 @@ export interface RandomOptions {
   /** Checked before each run: stop early (Ctrl-C). */
   readonly stop?: () => boolean;
   readonly saveDir: string | null;
+  /** Keep each run's kernel trace (`TraceReport.recorded`). */
+  readonly record?: boolean;
 }
 
 /**
@@ -369,7 +407,7 @@ export async function conformRandom<C, O extends OpShape, R extends ResultShape,
       adapter,
       driver,
       host,
-      { name: `run ${k} (seed ${seed})`, config, ops, source: repro, repro, found: { seed, run: k } },
+      { name: `run ${k} (seed ${seed})`, config, ops, source: repro, repro, found: { seed, run: k }, ...(options.record ? { record: true } : {}) },
       tally,
       options.saveDir,
     );

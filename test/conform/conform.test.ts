@@ -17,6 +17,8 @@ import { chooseGuest } from '../../kernel/guest';
 import { stage2DirtyDomain } from '../../domains/stage2-dirty';
 import { stage2DirtyAdapter } from '../../kernel/stage2-dirty';
 import type { Config, Op } from '../../spec/stage2-dirty/types';
+import { DOMAINS } from '../../domains';
+import { validateTraceFile } from '../../harness/validate-file';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'hvspec.js');
@@ -244,6 +246,28 @@ describe('hvspec conform (the running kernel)', function () {
     const clear = { op: 'clearDirtyLog', args: { slot: 0, first: 0, num: 128, bits: [2, 70] } } as unknown as Op;
     assert.deepEqual(await result(clear), { ok: true });
     assert.deepEqual(await result({ op: 'getDirtyLog', args: { slot: 0 } }), { ok: true, dirty: [1] });
+  });
+
+  it('--record: the kernel runs written as traces validate against the spec; a tampered answer does not', async () => {
+    const tally = C.emptyConformTally();
+    const r = await C.conformRandom(stage2DirtyDomain, stage2DirtyAdapter, driver, host, { runs: 4, seed: 99, maxOps: 40, saveDir: null, record: true }, tally);
+    const files = C.writeRecordedTraces(r.reports, path.join(tmp, 'rec.ndjson'));
+    assert.equal(files.length, r.reports.filter((t) => (t.recorded?.length ?? 0) > 1).length);
+    assert.ok(files.length >= 2, `${files.length} traces recorded`);
+    for (const f of files) {
+      const v = await validateTraceFile(DOMAINS, f, { maxHidden: 2, maxStates: 10_000 });
+      assert.equal(v.verdict, 'valid', `${f}: ${JSON.stringify(v.rejection)}`);
+    }
+    const lines = fs.readFileSync(files[0]!, 'utf8').trim().split('\n');
+    const at = lines.findIndex((l) => l.includes('"getDirtyLog"') && l.includes('"ok":true'));
+    assert.ok(at > 0, 'the recorded run has a successful getDirtyLog');
+    const step = JSON.parse(lines[at]!) as { result: { dirty: number[] } };
+    step.result.dirty = [...step.result.dirty, 1_000_000];
+    lines[at] = JSON.stringify(step);
+    fs.writeFileSync(path.join(tmp, 'tampered.ndjson'), lines.join('\n') + '\n');
+    const bad = await validateTraceFile(DOMAINS, path.join(tmp, 'tampered.ndjson'), { maxHidden: 2, maxStates: 10_000 });
+    assert.equal(bad.verdict, 'invalid');
+    assert.equal(bad.rejection!.line, at + 1);
   });
 
   it('hvspec conform prints the host line and the summary line, and exits 2 on bad usage', () => {
