@@ -230,9 +230,8 @@ export class TraceValidator<C, O extends OpShape, R extends ResultShape, V, S> {
     const seen = hidden ? new Set<string>() : undefined;
     let frontier = this.dedupe(this.candidates, seen);
     let tried = frontier.length;
-    const fork = frontier.length > 1 || s.completions.length > 1 || s.maybe || hidden;
     // A level's systems may be taken over by the observed op only when no level is expanded from them.
-    this.tryObserved(s, index, frontier, !hidden, fork, next, rejections);
+    this.tryObserved(s, index, frontier, !hidden, next, rejections);
     for (let k = 0; hidden && k < this.options.maxHidden && frontier.length > 0; k++) {
       if (this.mode === 'lazy' && next.length > 0) break;
       frontier = this.expand(frontier, seen!);
@@ -241,7 +240,7 @@ export class TraceValidator<C, O extends OpShape, R extends ResultShape, V, S> {
         this.incompleteAt = { step: index, line: s.line, candidates: tried };
         return 'incomplete';
       }
-      this.tryObserved(s, index, frontier, k === this.options.maxHidden - 1, true, next, rejections);
+      this.tryObserved(s, index, frontier, k === this.options.maxHidden - 1, next, rejections);
     }
     if (next.length === 0) {
       rejections.sort((a, b) => a.hidden.length - b.hidden.length);
@@ -274,12 +273,13 @@ export class TraceValidator<C, O extends OpShape, R extends ResultShape, V, S> {
     index: number,
     pool: Candidate<O, R, V, S>[],
     takeOver: boolean,
-    fork: boolean,
     next: Candidate<O, R, V, S>[],
     rejections: Rejection[],
   ): void {
     for (const c of pool) {
-      const record = fork || c.hidden.length > 0 || s.chosen;
+      // A history records only steps where something was decided: the rest of the
+      // witness is the trace itself, so memory follows the choices, not the length.
+      const record = c.hidden.length > 0 || s.chosen || s.maybe;
       for (let k = 0; k < s.completions.length; k++) {
         const op = s.completions[k]!;
         const sys = takeOver && k === s.completions.length - 1 && !s.maybe ? c.sys : this.copy(c.sys);
