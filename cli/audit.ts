@@ -1,3 +1,4 @@
+import { io } from './io';
 import { auditJson, auditMarkdown, auditText, buildAudit } from '../harness/audit';
 import { domainsOption, parse, UsageError } from './args';
 
@@ -17,13 +18,13 @@ exit: 0, or 2 on bad usage`;
 export async function auditCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { domain: { type: 'string', multiple: true }, format: { type: 'string' }, fresh: { type: 'boolean' } }, false);
   if (values.help) {
-    process.stdout.write(AUDIT_HELP + '\n');
+    io.out(AUDIT_HELP + '\n');
     return 0;
   }
   const format = values.format ?? 'text';
   if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format takes text, markdown or json, got ${JSON.stringify(format)}`);
   const report = buildAudit(domainsOption(values.domain), { fresh: values.fresh === true });
   const text = format === 'json' ? JSON.stringify(auditJson(report), null, 2) : format === 'markdown' ? auditMarkdown(report) : auditText(report);
-  process.stdout.write(text + '\n');
+  io.out(text + '\n');
   return 0;
 }

@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Domain, Json, OpShape, ResultShape } from '../harness/domain';
@@ -59,7 +60,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     false,
   );
   if (values.help) {
-    process.stdout.write(CHECK_HELP + '\n');
+    io.out(CHECK_HELP + '\n');
     return 0;
   }
   const domains = domainsOption(values.domain);
@@ -76,13 +77,13 @@ export async function checkCommand(argv: string[]): Promise<number> {
     for (const d of domains) {
       if (!d.use((x) => x.mutants.some((m) => m.id === mutant))) {
         const known = d.use((x) => x.mutants.map((m) => m.id).join(', '));
-        process.stderr.write(`hvspec check: unknown mutant ${JSON.stringify(mutant)} for ${d.id} (known: ${known})\n`);
+        io.err(`hvspec check: unknown mutant ${JSON.stringify(mutant)} for ${d.id} (known: ${known})\n`);
         return 2;
       }
     }
   }
   const out = (s: string) => {
-    if (!json) process.stdout.write(s + '\n');
+    if (!json) io.out(s + '\n');
   };
   const started = Date.now();
   let failed = false;
@@ -121,7 +122,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   }
   if (failed) {
     out('a saved failure still fails: fix it (or delete the file) before searching for new ones');
-    if (json) process.stdout.write(JSON.stringify({ ...report, verdict: 'fail' }, null, 2) + '\n');
+    if (json) io.out(JSON.stringify({ ...report, verdict: 'fail' }, null, 2) + '\n');
     return 1;
   }
 
@@ -194,7 +195,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   } catch {
     // Recording coverage is a convenience; a read-only tree still checks.
   }
-  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (json) io.out(JSON.stringify(report, null, 2) + '\n');
   else out(`seed ${seed}: ${failed ? 'counterexample found' : 'all invariants hold'} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
   return failed ? 1 : 0;
 }

@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import type { Json } from '../harness/domain';
 import { decode } from '../harness/codec';
@@ -46,7 +47,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     false,
   );
   if (values.help) {
-    process.stdout.write(EXPLORE_HELP + '\n');
+    io.out(EXPLORE_HELP + '\n');
     return 0;
   }
   if (values.domain === undefined) throw new UsageError('explore needs --domain D');
@@ -71,7 +72,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     const decoded = decode(d.configCodec, input, '$.config');
     const resolved = decoded.ok ? d.resolveConfig(decoded.value) : decoded;
     if (!resolved.ok) {
-      process.stderr.write(`hvspec explore: invalid config\n${resolved.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
+      io.err(`hvspec explore: invalid config\n${resolved.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
       return 2;
     }
     if (mutant !== undefined && !d.mutants.some((m) => m.id === mutant)) {
@@ -132,19 +133,19 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       violation: out.violation ? { length: out.violation.ops.length, ops: out.violation.ops as unknown as Json, failure: out.violation.failure as unknown as Json, saved } : null,
     };
     if (json) {
-      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      io.out(JSON.stringify(report, null, 2) + '\n');
     } else {
       const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
-      process.stdout.write(
+      io.out(
         `${d.id}${mutant ? ` (mutant ${mutant})` : ''}: ${out.states} distinct states, ${out.transitions} transitions, depth completed ${out.depthCompleted}/${depth}, ` +
           `${out.statesPerSecond} states/s, peak heap ${report['peakHeapMiB']} MiB, ${(out.elapsedMs / 1000).toFixed(2)}s (${why}; alphabet of ${alphabet.length} ops)\n`,
       );
       if (out.violation) {
         const replay = runTrace(d, config, out.violation.ops, { fullCheckEvery: 1 }, implFactory(d, mutant));
-        process.stdout.write(`shortest counterexample (${out.violation.ops.length} ops):\n`);
-        process.stdout.write(formatTrace(d, out.violation.ops, replay.results, out.violation.failure) + '\n');
-        process.stdout.write(formatFailure(out.violation.failure) + '\n');
-        if (saved) process.stdout.write(`saved: ${saved}\n`);
+        io.out(`shortest counterexample (${out.violation.ops.length} ops):\n`);
+        io.out(formatTrace(d, out.violation.ops, replay.results, out.violation.failure) + '\n');
+        io.out(formatFailure(out.violation.failure) + '\n');
+        if (saved) io.out(`saved: ${saved}\n`);
       }
     }
     return out.violation ? 1 : 0;

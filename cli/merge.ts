@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import type { Json } from '../harness/domain';
 import { decodeReport, mergeReports, type CheckReportJson } from '../harness/merge';
@@ -17,7 +18,7 @@ exit: 0 merged verdict passes, 1 it fails, 2 bad usage or unreadable reports`;
 export async function mergeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, true);
   if (values.help) {
-    process.stdout.write(MERGE_HELP + '\n');
+    io.out(MERGE_HELP + '\n');
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('merge needs at least one report file');
@@ -28,14 +29,14 @@ export async function mergeCommand(argv: string[]): Promise<number> {
     try {
       parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
     } catch (e) {
-      process.stderr.write(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(e as Error).message}`}\n`);
+      io.err(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(e as Error).message}`}\n`);
       bad = true;
       continue;
     }
     const r = decodeReport(parsed, file);
     if (!r.ok) {
       bad = true;
-      process.stderr.write(`${file}: not a check --json report\n${r.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
+      io.err(`${file}: not a check --json report\n${r.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
       continue;
     }
     reports.push({ file, report: r.value });
@@ -43,17 +44,17 @@ export async function mergeCommand(argv: string[]): Promise<number> {
   if (bad) return 2;
   const merged = mergeReports(reports);
   if (!merged.ok) {
-    for (const e of merged.errors) process.stderr.write(`hvspec merge: ${e.message}\n`);
+    for (const e of merged.errors) io.err(`hvspec merge: ${e.message}\n`);
     return 2;
   }
   const m = merged.value as { verdict: string; seed: number; missingShards: string[]; domains: { [d: string]: { [k: string]: Json } } };
-  if (values.json) process.stdout.write(JSON.stringify(m, null, 2) + '\n');
+  if (values.json) io.out(JSON.stringify(m, null, 2) + '\n');
   else {
     for (const [id, d] of Object.entries(m.domains)) {
-      process.stdout.write(`${id}: ${d['verdict']} — ${d['runsExecuted']}/${d['runsPlanned']} runs, ${d['steps']} ops\n`);
+      io.out(`${id}: ${d['verdict']} — ${d['runsExecuted']}/${d['runsPlanned']} runs, ${d['steps']} ops\n`);
     }
-    process.stdout.write(`seed ${m.seed}: merged ${reports.length} report(s): ${m.verdict}\n`);
+    io.out(`seed ${m.seed}: merged ${reports.length} report(s): ${m.verdict}\n`);
   }
-  if (m.missingShards.length > 0) process.stderr.write(`hvspec merge: warning: missing shard(s) ${m.missingShards.join(', ')}\n`);
+  if (m.missingShards.length > 0) io.err(`hvspec merge: warning: missing shard(s) ${m.missingShards.join(', ')}\n`);
   return m.verdict === 'pass' ? 0 : 1;
 }

@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Json } from '../harness/domain';
@@ -52,7 +53,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
     false,
   );
   if (values.help) {
-    process.stdout.write(MUTANTS_HELP + '\n');
+    io.out(MUTANTS_HELP + '\n');
     return 0;
   }
   const domains = domainsOption(values.domain);
@@ -64,7 +65,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 6;
   const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 20_000;
   if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
-    process.stderr.write(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
+    io.err(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
     return 2;
   }
   const progress = new Progress(!json && process.stderr.isTTY === true);
@@ -125,10 +126,10 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   } catch {
     // Recording is a convenience only.
   }
-  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (json) io.out(JSON.stringify(report, null, 2) + '\n');
   else {
-    process.stdout.write(lines.join('\n') + '\n');
-    process.stdout.write(`${total - survived} of ${total} mutants killed${survived > 0 ? `, ${survived} SURVIVED` : ''} (seed ${seed})\n`);
+    io.out(lines.join('\n') + '\n');
+    io.out(`${total - survived} of ${total} mutants killed${survived > 0 ? `, ${survived} SURVIVED` : ''} (seed ${seed})\n`);
   }
   return survived > 0 ? 1 : 0;
 }

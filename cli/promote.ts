@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Json } from '../harness/domain';
@@ -28,7 +29,7 @@ export function slug(name: string): string {
 export async function promoteCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { name: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } }, true);
   if (values.help) {
-    process.stdout.write(PROMOTE_HELP + '\n');
+    io.out(PROMOTE_HELP + '\n');
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError('promote takes exactly one failure file');
@@ -36,7 +37,7 @@ export async function promoteCommand(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const loaded = loadCaseFile(file);
   if (!loaded.ok) {
-    process.stderr.write(`${file}: invalid case file\n${loaded.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
+    io.err(`${file}: invalid case file\n${loaded.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
     return 2;
   }
   const name = values.name.trim();
@@ -55,6 +56,6 @@ export async function promoteCommand(argv: string[]): Promise<number> {
   if (fs.existsSync(target) && !values.force) throw new UsageError(`${target} exists (use --force to overwrite, or another --name)`);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(target, JSON.stringify({ $schema: path.relative(dir, path.join('schema', `${domainId}.schema.json`)), ...body }, null, 2) + '\n');
-  process.stdout.write(`wrote ${target} (${(body['steps'] as Json[]).length} steps, expects from the model); replay it with: hvspec replay ${target}\n`);
+  io.out(`wrote ${target} (${(body['steps'] as Json[]).length} steps, expects from the model); replay it with: hvspec replay ${target}\n`);
   return 0;
 }

@@ -1,3 +1,4 @@
+import { io } from './io';
 import type { Json } from '../harness/domain';
 import { loadCaseFile, replayCase, type SomeCase } from '../harness/cases';
 import { formatFailure, formatTrace } from '../harness/format';
@@ -17,7 +18,7 @@ exit: 0 all pass, 1 a case fails, 2 an invalid case file or bad usage`;
 export async function replayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { impl: { type: 'string' }, json: { type: 'boolean' } }, true);
   if (values.help) {
-    process.stdout.write(REPLAY_HELP + '\n');
+    io.out(REPLAY_HELP + '\n');
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('replay needs at least one case file (see hvspec replay --help)');
@@ -30,8 +31,8 @@ export async function replayCommand(argv: string[]): Promise<number> {
     const r = loadCaseFile(file);
     if (!r.ok) {
       invalid = true;
-      process.stderr.write(`${file}: invalid case file\n`);
-      for (const e of r.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
+      io.err(`${file}: invalid case file\n`);
+      for (const e of r.errors) io.err(`  ${e.path}: ${e.message}\n`);
       continue;
     }
     cases.push(r.value);
@@ -41,7 +42,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     for (const c of cases) {
       const known = c.use((d) => d.mutants.map((m) => m.id));
       if (!known.includes(mutant)) {
-        process.stderr.write(`hvspec replay: ${c.file}: domain ${c.domainId} has no mutant ${JSON.stringify(mutant)} (known: ${known.join(', ')})\n`);
+        io.err(`hvspec replay: ${c.file}: domain ${c.domainId} has no mutant ${JSON.stringify(mutant)} (known: ${known.join(', ')})\n`);
         return 2;
       }
     }
@@ -53,18 +54,18 @@ export async function replayCommand(argv: string[]): Promise<number> {
     const r = replayCase(c, mutant !== undefined ? { mutant } : {});
     report.push({ file: c.file, name: c.name, domain: c.domainId, steps: r.steps, pass: r.failure === null, failure: r.failure as unknown as Json });
     if (r.failure === null) {
-      if (!json) process.stdout.write(`pass  ${c.file}  (${c.name}, ${r.steps} steps)\n`);
+      if (!json) io.out(`pass  ${c.file}  (${c.name}, ${r.steps} steps)\n`);
       continue;
     }
     failed++;
     if (!json) {
-      process.stdout.write(`FAIL  ${c.file}  (${c.name})\n`);
+      io.out(`FAIL  ${c.file}  (${c.name})\n`);
       const trace = c.use((d, lc) => formatTrace(d, lc.ops.slice(0, Math.max(0, r.failure!.step + 1)), r.results as never, r.failure));
-      process.stdout.write(trace.replace(/^/gm, '    ') + '\n');
-      process.stdout.write(`    ${formatFailure(r.failure)}\n`);
+      io.out(trace.replace(/^/gm, '    ') + '\n');
+      io.out(`    ${formatFailure(r.failure)}\n`);
     }
   }
-  if (json) process.stdout.write(JSON.stringify({ cases: report, passed: cases.length - failed, failed }, null, 2) + '\n');
-  else process.stdout.write(`${cases.length - failed} passed, ${failed} failed${mutant ? ` (against mutant ${mutant})` : ''}\n`);
+  if (json) io.out(JSON.stringify({ cases: report, passed: cases.length - failed, failed }, null, 2) + '\n');
+  else io.out(`${cases.length - failed} passed, ${failed} failed${mutant ? ` (against mutant ${mutant})` : ''}\n`);
   return failed > 0 ? 1 : 0;
 }

@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import type { Domain, Json, OpShape, ResultShape } from '../harness/domain';
 import { checkDomain, implFactory } from '../harness/check';
@@ -109,7 +110,7 @@ function domainReport<C, O extends OpShape, R extends ResultShape, V, S>(d: Doma
 export async function reportCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { html: { type: 'string' }, domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' } }, false);
   if (values.help) {
-    process.stdout.write(REPORT_HELP + '\n');
+    io.out(REPORT_HELP + '\n');
     return 0;
   }
   if (values.html === undefined || values.html === '') throw new UsageError('report needs --html FILE');
@@ -123,6 +124,6 @@ export async function reportCommand(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError(`cannot write ${values.html}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  process.stdout.write(`wrote ${values.html} (${domains.length} domain${domains.length === 1 ? '' : 's'}, ${data.domains.reduce((n, d) => n + d.traces.length, 0)} counterexamples)\n`);
+  io.out(`wrote ${values.html} (${domains.length} domain${domains.length === 1 ? '' : 's'}, ${data.domains.reduce((n, d) => n + d.traces.length, 0)} counterexamples)\n`);
   return 0;
 }

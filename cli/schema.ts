@@ -1,3 +1,4 @@
+import { io } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import { caseSchema } from '../harness/schema';
@@ -20,20 +21,20 @@ exit: 0, or 2 on bad usage`;
 export async function schemaCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { domain: { type: 'string', multiple: true }, out: { type: 'string' }, stdout: { type: 'boolean' } }, false);
   if (values.help) {
-    process.stdout.write(SCHEMA_HELP + '\n');
+    io.out(SCHEMA_HELP + '\n');
     return 0;
   }
   const dir = values.out ?? 'schema';
   for (const some of domainsOption(values.domain)) {
     const text = JSON.stringify(some.use((d) => caseSchema(d)), null, 2) + '\n';
     if (values.stdout) {
-      process.stdout.write(text);
+      io.out(text);
       continue;
     }
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${some.id}.schema.json`);
     fs.writeFileSync(file, text);
-    process.stdout.write(`wrote ${file}\n`);
+    io.out(`wrote ${file}\n`);
   }
   return 0;
 }
