@@ -43,7 +43,8 @@ export interface StepFailure {
 
 export interface StepRecord<R> {
   readonly model: R;
-  readonly impl: R;
+  /** `null` when the impl threw at this step (the model's result is not copied over). */
+  readonly impl: R | null;
 }
 
 /** Per-invariant coverage: checks run and how many were non-trivial. */
@@ -216,7 +217,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     try {
       ri = impl.apply(op);
     } catch (e) {
-      results.push({ model: rm, impl: rm });
+      results.push({ model: rm, impl: null });
       return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
     }
     const rec = { model: rm, impl: ri };
