@@ -81,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     io.out(usage() + '\n');
+    if (name === undefined) io.err('hvspec: no command given (see the list above, or hvspec --help)\n');
     return name === undefined ? 2 : 0;
   }
   if (!hasOwn(COMMANDS, name)) {

@@ -205,7 +205,19 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     return null;
   };
 
+  // Anything a system or the domain's glue throws outside `apply` (a live
+  // View, a comparison, a cost counter) is a crash at the step it happened,
+  // reported like any failure, never an exception out of the harness.
+  let at = -1;
+  try {
+    return runSteps();
+  } catch (e) {
+    return { failure: { kind: 'crash', step: Math.max(at, ops.length === 0 ? -1 : 0), message: `the harness caught ${describeError(e)} at this step (outside apply)` }, results };
+  }
+
+  function runSteps(): TraceOutcome<R> {
   for (let i = 0; i < ops.length; i++) {
+    at = i;
     const op = ops[i]!;
     let rm: R;
     let ri: R;
@@ -281,4 +293,5 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     }
   }
   return { failure: null, results };
+  }
 }
