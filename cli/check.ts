@@ -9,7 +9,7 @@ import { loadCaseFile, replayCase } from '../harness/cases';
 import { listCorpus, saveCounterexample } from '../harness/corpus';
 import { formatCounterexample, formatFailure, formatTallies, formatTrace, talliesJson } from '../harness/format';
 import { emptyTallies, mergeTallies, type Tallies } from '../harness/lockstep';
-import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption } from './args';
+import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption, UsageError } from './args';
 import { clip } from '../harness/input';
 
 export const CHECK_HELP = `usage: hvspec check [--domain D] [--runs N] [--seed S] [--max-ops K] [--time-limit T]
@@ -80,6 +80,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const workers = intOption('workers', values.workers, 1, 64) ?? 1;
   const seed = seedOption(values.seed) ?? (Date.now() ^ (process.pid << 16)) | 0;
   const json = values.json === true;
+  if (values.path !== undefined && !/^\d{1,9}(:\d{1,9}){0,9999}$/.test(values.path)) {
+    throw new UsageError(`--path takes a fast-check path such as 0:1:3 (printed with a counterexample), got ${clip(values.path)}`);
+  }
   // The corpus is replayed against the impl only; a mutant's counterexample is still saved (tagged, under mutants/).
   const saveFailures = values['no-corpus'] !== true;
   const useCorpus = saveFailures && mutant === undefined;

@@ -52,7 +52,9 @@ class Worker {
       w?.({ kind: 'reply', r: m });
     });
     c.on('exit', (code, signal) => {
-      if (this.child === c) this.child = null;
+      // A worker killed after a timeout exits later: its exit belongs to no request.
+      if (this.child !== c) return;
+      this.child = null;
       const w = this.waiting;
       this.waiting = null;
       w?.({ kind: 'died', how: signal ?? `exit ${code}` });
