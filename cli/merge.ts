@@ -26,22 +26,30 @@ export async function mergeCommand(argv: string[]): Promise<number> {
   if (positionals.length === 0) throw new UsageError('merge needs at least one report file');
   const reports: { file: string; report: CheckReportJson }[] = [];
   let bad = false;
+  // At most about 20 lines of errors in all.
+  let budget = 20;
+  const say = (lines: string[]) => {
+    for (const l of lines) if (budget-- > 0) io.err(`${l}\n`);
+  };
   for (const file of positionals) {
     const parsed = loadJsonFile(file);
     if (!parsed.ok) {
-      io.err(`${clipText(file)}: ${errorLines(parsed.errors, 1)[0]!.trim()}\n`);
+      say([`${clipText(file)}: ${errorLines(parsed.errors, 1)[0]!.trim()}`]);
       bad = true;
       continue;
     }
     const r = decodeReport(parsed.value, clipText(file));
     if (!r.ok) {
       bad = true;
-      io.err(`${clipText(file)}: not a check --json report\n${errorLines(r.errors, 5).join('\n')}\n`);
+      say([`${clipText(file)}: not a check --json report`, ...errorLines(r.errors, 5)]);
       continue;
     }
     reports.push({ file, report: r.value });
   }
-  if (bad) return 2;
+  if (bad) {
+    if (budget < 0) io.err(`... and ${-budget} more lines of errors\n`);
+    return 2;
+  }
   const merged = mergeReports(reports);
   if (!merged.ok) {
     for (const e of merged.errors.slice(0, 5)) io.err(`hvspec merge: ${clipText(e.message, 300)}\n`);

@@ -41,18 +41,26 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const cases: SomeCase[] = [];
   let invalid = false;
   const invalidReport: Json[] = [];
+  // At most about 20 lines of errors in all, however many files are invalid (--json has them all).
+  let budget = 20;
+  let unshown = 0;
   for (const file of files) {
     const r = loadCaseFile(file);
     if (!r.ok) {
       invalid = true;
-      io.err(`${clipText(file)}: invalid case file\n`);
-      for (const line of errorLines(r.errors)) io.err(`${line}\n`);
+      if (budget >= 2) {
+        const lines = errorLines(r.errors, budget - 1);
+        io.err(`${clipText(file)}: invalid case file\n`);
+        for (const line of lines) io.err(`${line}\n`);
+        budget -= 1 + lines.length;
+      } else unshown++;
       invalidReport.push({ file, errors: r.errors.slice(0, 100).map((e) => ({ path: e.path, message: e.message })) });
       continue;
     }
     cases.push(r.value);
   }
   if (invalid) {
+    if (unshown > 0) io.err(`... and ${unshown} more invalid case file${unshown === 1 ? '' : 's'}\n`);
     if (json) io.out(JSON.stringify({ verdict: 'invalid', invalid: invalidReport }, null, 2) + '\n');
     return 2;
   }
