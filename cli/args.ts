@@ -3,7 +3,9 @@
  * for bad usage, in the tool's own words.
  *
  * Our own parser rather than util.parseArgs: parseArgs refuses `--seed -5`
- * as "ambiguous" (a value that starts with a dash), so the repro line that
+ * as "ambiguous" (a value that starts with a dash: in strict mode a string
+ * option does not take a following argument that starts with "-", as
+ * discussed in pkgjs/parseargs issue #77), so the repro line that
  * `check` prints for a negative run seed did not run. Here a string option
  * takes the next argument as its value when that argument does not start
  * with `--` (so `--seed -5` and `--runs -1` reach the number check and get

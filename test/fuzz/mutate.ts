@@ -36,6 +36,7 @@ function nested(depth: number): JsonV {
 
 export type Mutation =
   | { k: 'set'; at: number; v: JsonV }
+  | { k: 'num'; at: number; how: number; v: number }
   | { k: 'del'; at: number }
   | { k: 'add'; at: number; key: string; v: JsonV }
   | { k: 'dup'; at: number; times: number }
@@ -48,6 +49,9 @@ export function mutationArb(opNames: readonly string[], domainIds: readonly stri
   const at = fc.nat();
   return fc.oneof(
     { weight: 5, arbitrary: fc.record({ k: fc.constant('set' as const), at, v: valueArb() }) },
+    // Type-preserving: a number stays a number (its neighbour, double, zero or an edge value), so the case
+    // still decodes more often and the models and impls see valid but unusual input.
+    { weight: 5, arbitrary: fc.record({ k: fc.constant('num' as const), at, how: fc.nat({ max: 5 }), v: fc.constantFrom(...NUMBERS) }) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant('del' as const), at }) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant('add' as const), at, key: fc.constantFrom('__proto__', 'constructor', 'toString', 'valueOf', 'expect', 'args', 'op', 'ok', 'error', 'refs', 'typo', 'A'.repeat(5000), ''), v: valueArb() }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('dup' as const), at, times: fc.integer({ min: 1, max: 20 }) }) },
@@ -132,6 +136,14 @@ export function applyMutations(base: JsonV, muts: readonly Mutation[]): JsonV {
       continue;
     }
     const all = paths(v);
+    if (m.k === 'num') {
+      const nums = all.filter((q) => typeof get(v, q) === 'number');
+      if (nums.length === 0) continue;
+      const q = nums[m.at % nums.length]!;
+      const x = get(v, q) as number;
+      v = setAt(v, q, [x + 1, x - 1, x * 2, 0, m.v, x + m.v][m.how]!);
+      continue;
+    }
     const p = all[m.at % all.length]!;
     if (m.k === 'set') v = setAt(v, p, m.v);
     else if (m.k === 'del') v = setAt(v, p, undefined);
