@@ -212,86 +212,86 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
   try {
     return runSteps();
   } catch (e) {
-    return { failure: { kind: 'crash', step: Math.max(at, ops.length === 0 ? -1 : 0), message: `the harness caught ${describeError(e)} at this step (outside apply)` }, results };
+    return { failure: { kind: 'crash', step: at, message: `the harness caught ${describeError(e)} at this step (outside apply)` }, results };
   }
 
   function runSteps(): TraceOutcome<R> {
-  for (let i = 0; i < ops.length; i++) {
-    at = i;
-    const op = ops[i]!;
-    let rm: R;
-    let ri: R;
-    try {
-      rm = model.apply(op);
-    } catch (e) {
-      return { failure: { kind: 'crash', step: i, side: 'model', message: `model threw ${describeError(e)}` }, results };
-    }
-    try {
-      ri = impl.apply(op);
-    } catch (e) {
-      results.push({ model: rm, impl: null });
-      return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
-    }
-    const rec = { model: rm, impl: ri };
-    results.push(rec);
-    options.onStep?.(i, rec);
-    if (tallies) {
-      tallies.steps++;
-      let x = opTallies.get(op.op);
-      if (x === undefined) {
-        x = tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} };
-        opTallies.set(op.op, x);
+    for (let i = 0; i < ops.length; i++) {
+      at = i;
+      const op = ops[i]!;
+      let rm: R;
+      let ri: R;
+      try {
+        rm = model.apply(op);
+      } catch (e) {
+        return { failure: { kind: 'crash', step: i, side: 'model', message: `model threw ${describeError(e)}` }, results };
       }
-      x.generated++;
-      if (rm.ok) x.ok++;
-      else {
-        const code = rm.error ?? 'ERROR';
-        x.errors[code] = (x.errors[code] ?? 0) + 1;
+      try {
+        ri = impl.apply(op);
+      } catch (e) {
+        results.push({ model: rm, impl: null });
+        return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
       }
-    }
-    if (!resultsAgree(rm, ri)) {
-      return {
-        failure: { kind: 'result-mismatch', step: i, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` },
-        results,
-      };
-    }
-    const expect = options.expects?.[i];
-    if (expect) {
-      const miss = partialMatch(expect, rm);
-      if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
-    }
+      const rec = { model: rm, impl: ri };
+      results.push(rec);
+      options.onStep?.(i, rec);
+      if (tallies) {
+        tallies.steps++;
+        let x = opTallies.get(op.op);
+        if (x === undefined) {
+          x = tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} };
+          opTallies.set(op.op, x);
+        }
+        x.generated++;
+        if (rm.ok) x.ok++;
+        else {
+          const code = rm.error ?? 'ERROR';
+          x.errors[code] = (x.errors[code] ?? 0) + 1;
+        }
+      }
+      if (!resultsAgree(rm, ri)) {
+        return {
+          failure: { kind: 'result-mismatch', step: i, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` },
+          results,
+        };
+      }
+      const expect = options.expects?.[i];
+      if (expect) {
+        const miss = partialMatch(expect, rm);
+        if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
+      }
 
-    const due = i === ops.length - 1 || i >= nextFull;
-    if (incremental) {
-      const lm = model.liveView!();
-      const li = impl.liveView!();
-      const f = checkSide('model', lm.view, lm.scope, i) ?? checkSide('impl', li.view, li.scope, i);
+      const due = i === ops.length - 1 || i >= nextFull;
+      if (incremental) {
+        const lm = model.liveView!();
+        const li = impl.liveView!();
+        const f = checkSide('model', lm.view, lm.scope, i) ?? checkSide('impl', li.view, li.scope, i);
+        if (f) return { failure: f, results };
+        const scope =
+          lm.scope === undefined || li.scope === undefined || !domain.mergeScopes
+            ? undefined
+            : domain.mergeScopes(lm.scope, li.scope);
+        const d = viewsAgree(lm.view, li.view, scope);
+        if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
+      }
+      if (!incremental || due) {
+        const f = fullCheck(i);
+        if (f) return { failure: f, results };
+      }
+    }
+    if (ops.length === 0) {
+      const f = fullCheck(-1);
       if (f) return { failure: f, results };
-      const scope =
-        lm.scope === undefined || li.scope === undefined || !domain.mergeScopes
-          ? undefined
-          : domain.mergeScopes(lm.scope, li.scope);
-      const d = viewsAgree(lm.view, li.view, scope);
-      if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
     }
-    if (!incremental || due) {
-      const f = fullCheck(i);
-      if (f) return { failure: f, results };
+    if (tallies) {
+      for (const [side, sys] of [
+        ['model', model],
+        ['impl', impl],
+      ] as const) {
+        const c = sys.counters?.();
+        if (c) for (const [k, n] of Object.entries(c)) tallies.counters[side][k] = (tallies.counters[side][k] ?? 0) + n;
+      }
     }
-  }
-  if (ops.length === 0) {
-    const f = fullCheck(-1);
-    if (f) return { failure: f, results };
-  }
-  if (tallies) {
-    for (const [side, sys] of [
-      ['model', model],
-      ['impl', impl],
-    ] as const) {
-      const c = sys.counters?.();
-      if (c) for (const [k, n] of Object.entries(c)) tallies.counters[side][k] = (tallies.counters[side][k] ?? 0) + n;
-    }
-  }
-  return { failure: null, results };
+    return { failure: null, results };
   }
 }
