@@ -4,7 +4,7 @@ import * as path from 'path';
 import type { Json } from '../harness/domain';
 import { caseObject, loadCaseFile } from '../harness/cases';
 import { parse, UsageError } from './args';
-import { errorLines, writeFileAtomic } from '../harness/input';
+import { clipText, errorLines, writeFileAtomic } from '../harness/input';
 
 export const PROMOTE_HELP = `usage: hvspec promote FAILURE.json --name NAME [--out DIR] [--force] [--json]
 
@@ -41,7 +41,7 @@ export async function promoteCommand(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const loaded = loadCaseFile(file);
   if (!loaded.ok) {
-    io.err(`${file}: invalid case file\n${errorLines(loaded.errors).join('\n')}\n`);
+    io.err(`${clipText(file)}: invalid case file\n${errorLines(loaded.errors).join('\n')}\n`);
     return 2;
   }
   const name = values.name.trim();
@@ -58,7 +58,7 @@ export async function promoteCommand(argv: string[]): Promise<number> {
   });
   const dir = values.out ?? path.join('spec', 'cases', domainId);
   const target = path.join(dir, `${slug(name)}.json`);
-  if (fs.existsSync(target) && !values.force) throw new UsageError(`${target} exists (use --force to overwrite, or another --name)`);
+  if (fs.existsSync(target) && !values.force) throw new UsageError(`${clipText(target)} exists (use --force to overwrite, or another --name)`);
   fs.mkdirSync(dir, { recursive: true });
   writeFileAtomic(target, JSON.stringify({ $schema: path.relative(dir, path.join('schema', `${domainId}.schema.json`)), ...body }, null, 2) + '\n');
   const steps = (body['steps'] as Json[]).length;
