@@ -18,6 +18,8 @@ import { implFactory } from './check';
 import { DOMAINS, findDomain } from '../domains';
 
 export const CASE_FORMAT = 'hvspec-case/1';
+/** Most steps a case file may hold (a 100,000-step trace is the longest the tree uses; the file size limit is 32 MiB). */
+export const MAX_CASE_STEPS = 1_000_000;
 
 const JsonObject = new t.Type<{ [k: string]: Json }, unknown, unknown>(
   'object',
@@ -88,6 +90,9 @@ export function decodeCase(input: unknown, file = '<case>', domains: readonly So
     return env;
   }
   const e = env.value;
+  if (e.steps.length > MAX_CASE_STEPS) {
+    return { ok: false, errors: [{ path: '$.steps', message: `${e.steps.length} steps: at most ${MAX_CASE_STEPS} are accepted` }] };
+  }
   const some = domains.find((d) => d.id === e.domain);
   if (!some) {
     return {
