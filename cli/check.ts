@@ -219,6 +219,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+  report['runs'] = runs ?? null;
+  report['maxOps'] = maxOps ?? null;
+  if (shard) report['shard'] = `${shard.index + 1}/${shard.count}`;
   if (stopRequested && !failed) {
     // Interrupted: what ran, the seed, and the command that runs this campaign again.
     const notRun = domains.filter((d) => !(d.id in domainReports)).map((d) => d.id);
@@ -243,9 +246,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return 130;
   }
   report['verdict'] = failed ? 'fail' : 'pass';
-  report['runs'] = runs ?? null;
-  report['maxOps'] = maxOps ?? null;
-  if (shard) report['shard'] = `${shard.index + 1}/${shard.count}`;
   report['elapsedMs'] = Date.now() - started;
   try {
     fs.mkdirSync(path.dirname(lastCheckFile()), { recursive: true });
