@@ -271,6 +271,15 @@ describe('issue 16: robust inputs and command line', function () {
       assert.equal(j.complete, false);
       const s3 = write('s3.json', (await run([...base, '--shard', '3/3'], dir)).out);
       assert.equal((await run(['merge', s1, s2, s3], dir)).code, 0);
+      // A shard stopped early (Ctrl-C: verdict incomplete; --time-limit: interrupted) did not run its slice.
+      const cut = JSON.parse(fs.readFileSync(s3, 'utf8')) as { verdict: string; domains: { [d: string]: { verdict: string; interrupted: boolean } } };
+      cut.verdict = 'incomplete';
+      cut.domains['sev-cache']!.verdict = 'incomplete';
+      cut.domains['sev-cache']!.interrupted = true;
+      const s3cut = write('s3cut.json', cut);
+      const partial = await run(['merge', '--json', s1, s2, s3cut], dir);
+      assert.equal(partial.code, 1);
+      assert.equal((JSON.parse(partial.out) as { verdict: string }).verdict, 'incomplete');
     });
     it('report keys named __proto__ do not pollute Object.prototype', async () => {
       const rep = `{"seed":1,"verdict":"pass","domains":{"__proto__":{"verdict":"pass","runsPlanned":1,"runsExecuted":1,"elapsedMs":1,"steps":1,"ops":{"__proto__":{"generated":1,"succeeded":1,"failed":{}}},"invariants":{},"counters":{"model":{},"impl":{}}}}}`;
