@@ -335,13 +335,35 @@ export function loadJsonFile(file: string, maxBytes = MAX_INPUT_BYTES): Resolved
   return parseJsonBytes(r.bytes);
 }
 
-/** Write a file in one step: a temporary file beside it, then rename over the target. */
+/**
+ * Write a file in one step: a temporary file beside it, then rename over the
+ * target. A symlink is followed (the link stays, its target is replaced); a
+ * target that is not a regular file (`--html /dev/stdout`, a FIFO) is
+ * written in place, never renamed over: as root, a rename would replace
+ * /dev/null itself.
+ */
 export function writeFileAtomic(file: string, text: string): void {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  let target = file;
+  try {
+    target = fs.realpathSync(file);
+  } catch {
+    // Does not exist yet (or a dangling link): create it.
+  }
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(target);
+  } catch {
+    st = undefined;
+  }
+  if (st !== undefined && !st.isFile()) {
+    fs.writeFileSync(target, text);
+    return;
+  }
+  const dir = path.dirname(target);
+  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   try {
     fs.writeFileSync(tmp, text, { flag: 'wx' });
-    fs.renameSync(tmp, file);
+    fs.renameSync(tmp, target);
   } catch (e) {
     try {
       fs.unlinkSync(tmp);

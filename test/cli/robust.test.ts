@@ -13,7 +13,7 @@ import { DOMAINS } from '../../domains';
 import { main } from '../../cli/main';
 import { paint, withSink } from '../../cli/io';
 import { runTrace } from '../../harness/lockstep';
-import { parseJsonStrict } from '../../harness/input';
+import { parseJsonStrict, writeFileAtomic } from '../../harness/input';
 import { toyDomain } from '../fixtures/toy';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -306,6 +306,22 @@ describe('issue 16: robust inputs and command line', function () {
       for (const n of saved) JSON.parse(fs.readFileSync(path.join(d, '.hvspec', 'failures', 'mutants', n), 'utf8'));
       JSON.parse(fs.readFileSync(path.join(d, '.hvspec', 'last-check.json'), 'utf8'));
       assert.ok(!fs.readdirSync(path.join(d, '.hvspec')).some((n) => n.endsWith('.tmp')), 'a temporary file was left');
+    });
+  });
+
+  describe('14. atomic writes never replace what is not a regular file', () => {
+    it('/dev/null stays a device; a symlink stays a link and its target is replaced', () => {
+      writeFileAtomic('/dev/null', 'x');
+      assert.ok(fs.statSync('/dev/null').isCharacterDevice());
+      const d = scratch();
+      fs.writeFileSync(path.join(d, 'real.json'), 'old');
+      fs.symlinkSync(path.join(d, 'real.json'), path.join(d, 'link.json'));
+      writeFileAtomic(path.join(d, 'link.json'), 'new');
+      assert.ok(fs.lstatSync(path.join(d, 'link.json')).isSymbolicLink());
+      assert.equal(fs.readFileSync(path.join(d, 'real.json'), 'utf8'), 'new');
+      writeFileAtomic(path.join(d, 'fresh.json'), 'made');
+      assert.equal(fs.readFileSync(path.join(d, 'fresh.json'), 'utf8'), 'made');
+      assert.deepEqual(fs.readdirSync(d).filter((n) => n.endsWith('.tmp')), []);
     });
   });
 
