@@ -8,4 +8,6 @@ if (!fs.existsSync(main)) {
   process.stderr.write('hvspec: not built yet; run `npm ci` (or `npm run build`) in ' + path.join(__dirname, '..') + '\n');
   process.exit(2);
 }
-require(main).main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+const cli = require(main);
+cli.installProcessHandlers();
+cli.main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

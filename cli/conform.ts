@@ -7,6 +7,7 @@ import * as C from '../harness/conform';
 import { DriverClient, DriverUnavailable } from '../kernel/client';
 import { ADAPTERS, findAdapter, GUEST_GFN, GUEST_SLOT, type SomeConformable } from '../kernel';
 import { domainsOption, intOption, parse, Progress, seedOption, UsageError } from './args';
+import { io } from './io';
 
 export const CONFORM_HELP = `usage: hvspec conform [--domain D] [--runs N] [--seed S] [--max-ops K] [--record FILE] [--json] [FILE...]
 
@@ -37,7 +38,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   const opts = { domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' }, 'max-ops': { type: 'string' }, record: { type: 'string' }, json: { type: 'boolean' } } as const;
   const { values, positionals } = parse(argv, opts, true);
   if (values.help) {
-    process.stdout.write(CONFORM_HELP + '\n');
+    io.out(CONFORM_HELP + '\n');
     return 0;
   }
   const json = values.json === true;
@@ -55,7 +56,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   for (const file of positionals) {
     const r = loadCaseFile(file);
     if (!r.ok) {
-      process.stderr.write(`${file}: invalid case file\n${r.errors.map((e) => `  ${e.path}: ${e.message}\n`).join('')}`);
+      io.err(`${file}: invalid case file\n${r.errors.map((e) => `  ${e.path}: ${e.message}\n`).join('')}`);
       return 2;
     }
     if (!findAdapter(r.value.domainId)) throw new UsageError(`${file}: domain ${r.value.domainId} has no kernel adapter`);
@@ -67,13 +68,13 @@ export async function conformCommand(argv: string[]): Promise<number> {
     driver = await DriverClient.start();
   } catch (e) {
     if (e instanceof DriverUnavailable) {
-      process.stderr.write(`hvspec conform: cannot ask the kernel: ${e.message}\n`);
+      io.err(`hvspec conform: cannot ask the kernel: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
   const out = (s: string) => {
-    if (!json) process.stdout.write(s + '\n');
+    if (!json) io.out(s + '\n');
   };
   let interrupted = false;
   const onSigint = () => {
@@ -92,7 +93,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
     progress.update(text);
     if (json || process.stderr.isTTY === true || Date.now() - lastTick < 10000) return;
     lastTick = Date.now();
-    process.stderr.write(`${text}\n`);
+    io.err(`${text}\n`);
   };
   try {
     const host = await C.probeHost(driver, os.release(), { slot: GUEST_SLOT, gfn: GUEST_GFN });
@@ -124,7 +125,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
     }
   } catch (e) {
     // The driver died or answered nonsense: a broken host or driver, not a disagreement.
-    process.stderr.write(`hvspec conform: the KVM driver failed: ${(e as Error).message} (seed ${seed})\n`);
+    io.err(`hvspec conform: the KVM driver failed: ${(e as Error).message} (seed ${seed})\n`);
     return 2;
   } finally {
     process.off('SIGINT', onSigint);
@@ -146,7 +147,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   out(C.conformSummary(tally));
   if (json) {
     const traces: Json[] = reports.map((r) => ({ name: r.name, run: r.run, notRun: r.notRun, notRunReasons: { ...r.notRunReasons }, disagreements: (r.disagreements ?? []) as unknown as Json, lockstep: (r.lockstep ?? null) as unknown as Json }));
-    process.stdout.write(JSON.stringify({ host: (hostInfo ?? null) as unknown as Json, hostLine: hostInfo ? C.formatHost(hostInfo) : null, seed, interrupted, ...(C.conformJson(tally) as { [k: string]: Json }), traces, summary: C.conformSummary(tally) }, null, 2) + '\n');
+    io.out(JSON.stringify({ host: (hostInfo ?? null) as unknown as Json, hostLine: hostInfo ? C.formatHost(hostInfo) : null, seed, interrupted, ...(C.conformJson(tally) as { [k: string]: Json }), traces, summary: C.conformSummary(tally) }, null, 2) + '\n');
   }
   return tally.disagreements > 0 || tally.lockstepFailures > 0 ? 1 : 0;
 }

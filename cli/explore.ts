@@ -1,14 +1,14 @@
-import * as fs from 'fs';
+import { io, verdictWord } from './io';
 import type { Json } from '../harness/domain';
 import { decode } from '../harness/codec';
 import { explore } from '../harness/explore';
 import { implFactory } from '../harness/check';
 import { caseObject } from '../harness/cases';
-import { corpusDir } from '../harness/corpus';
+import { saveCaseBody, traceHash } from '../harness/corpus';
+import { clip, clipText, errorLines, loadJsonFile } from '../harness/input';
 import { formatFailure, formatTrace } from '../harness/format';
 import { runTrace } from '../harness/lockstep';
 import { domainsOption, implOption, intOption, parse, Progress, UsageError } from './args';
-import * as path from 'path';
 
 export const EXPLORE_HELP = `usage: hvspec explore --domain D [--depth K] [--max-states N] [--config small|FILE]
                       [--impl impl|mutant:ID] [--dedupe pair|model] [--json]
@@ -17,7 +17,9 @@ Breadth-first exploration of every op sequence over the domain's finite
 alphabet for a small configuration, deduplicating states by a canonical
 fingerprint of the (model, impl) state; lockstep and every invariant are checked at
 every new state. A violation is reported with a shortest trace and saved as
-a case file. Ctrl-C stops the search and prints what was completed.
+a case file (against a mutant: under .hvspec/failures/mutants/, tagged).
+Ctrl-C stops the search, prints what was completed and exits 130: an
+interrupted search is not a complete one.
 
   --domain D       the domain (required)
   --depth K        explore op sequences up to K ops long (default 5)
@@ -29,7 +31,8 @@ a case file. Ctrl-C stops the search and prints what was completed.
                    only in the impl are not pruned away; model: the model state alone
   --json           one JSON report on stdout
 
-exit: 0 no violation, 1 violation, 2 bad usage`;
+exit: 0 pass (no violation within the bounds), 1 violation, 2 bad usage,
+      130 interrupted`;
 
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -46,41 +49,42 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     false,
   );
   if (values.help) {
-    process.stdout.write(EXPLORE_HELP + '\n');
+    io.out(EXPLORE_HELP + '\n');
     return 0;
   }
   if (values.domain === undefined) throw new UsageError('explore needs --domain D');
-  const [some] = domainsOption(values.domain);
+  const selected = domainsOption(values.domain);
+  if (selected.length !== 1) throw new UsageError(`explore takes one domain, got ${selected.length}`);
+  const some = selected[0]!;
   const depth = intOption('depth', values.depth, 0, 64) ?? 5;
   const maxStates = intOption('max-states', values['max-states'], 1, 100_000_000) ?? 200_000;
   const mutant = implOption(values.impl);
   const json = values.json === true;
   const dedupe = values.dedupe ?? 'pair';
-  if (dedupe !== 'pair' && dedupe !== 'model') throw new UsageError(`--dedupe takes pair or model, got ${JSON.stringify(dedupe)}`);
+  if (dedupe !== 'pair' && dedupe !== 'model') throw new UsageError(`--dedupe takes pair or model, got ${clip(dedupe)}`);
 
-  return some!.use(async (d) => {
+  return some.use(async (d) => {
     if (!d.exploration) throw new UsageError(`domain ${d.id} declares no exploration alphabet`);
     let input: unknown = d.exploration.config;
     if (values.config !== undefined && values.config !== 'small') {
-      try {
-        input = JSON.parse(fs.readFileSync(values.config, 'utf8'));
-      } catch (e) {
-        throw new UsageError(`--config ${values.config}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-      }
+      const r = loadJsonFile(values.config);
+      if (!r.ok) throw new UsageError(`--config ${clipText(values.config)}: ${errorLines(r.errors, 1)[0]!.trim()}`);
+      input = r.value;
     }
     const decoded = decode(d.configCodec, input, '$.config');
     const resolved = decoded.ok ? d.resolveConfig(decoded.value) : decoded;
     if (!resolved.ok) {
-      process.stderr.write(`hvspec explore: invalid config\n${resolved.errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}\n`);
+      io.err(`hvspec explore: invalid config\n${errorLines(resolved.errors).join('\n')}\n`);
       return 2;
     }
     if (mutant !== undefined && !d.mutants.some((m) => m.id === mutant)) {
-      throw new UsageError(`unknown mutant ${JSON.stringify(mutant)} for ${d.id} (known: ${d.mutants.map((m) => m.id).join(', ')})`);
+      throw new UsageError(`unknown mutant ${clip(mutant)} for ${d.id} (known: ${d.mutants.map((m) => m.id).join(', ')})`);
     }
     const config = resolved.value;
     const alphabet = d.exploration.alphabet(config);
     let interrupted = false;
     const onSigint = () => {
+      if (interrupted) process.exit(130);
       interrupted = true;
     };
     process.on('SIGINT', onSigint);
@@ -110,13 +114,16 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         config: d.encodeConfig(config),
         ops: out.violation.ops,
       });
-      if (mutant === undefined) {
-        fs.mkdirSync(corpusDir(), { recursive: true });
-        saved = path.relative(process.cwd(), path.join(corpusDir(), `${d.id}-explore-${Date.now().toString(36)}.json`));
-        fs.writeFileSync(saved, JSON.stringify(body, null, 2) + '\n');
-      }
+      const hash = traceHash(body['config'], body['steps']);
+      saved = saveCaseBody(
+        mutant === undefined ? body : { ...body, found: { seed: 0, failure: out.violation.failure as unknown as Json, mutant } },
+        mutant === undefined ? `${d.id}-explore-${hash}.json` : `${d.id}-${mutant}-explore-${hash}.json`,
+        mutant,
+      );
     }
+    const verdict = out.violation ? 'fail' : out.stoppedBy === 'interrupted' ? 'incomplete' : 'pass';
     const report: { [k: string]: Json } = {
+      verdict,
       domain: d.id,
       ...(mutant ? { mutant } : {}),
       alphabet: alphabet.length,
@@ -132,21 +139,21 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       violation: out.violation ? { length: out.violation.ops.length, ops: out.violation.ops as unknown as Json, failure: out.violation.failure as unknown as Json, saved } : null,
     };
     if (json) {
-      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      io.out(JSON.stringify(report, null, 2) + '\n');
     } else {
       const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
-      process.stdout.write(
-        `${d.id}${mutant ? ` (mutant ${mutant})` : ''}: ${out.states} distinct states, ${out.transitions} transitions, depth completed ${out.depthCompleted}/${depth}, ` +
+      io.out(
+        `${d.id}${mutant ? ` (mutant ${mutant})` : ''}: ${verdictWord(verdict)} — ${out.states} distinct states, ${out.transitions} transitions, depth completed ${out.depthCompleted}/${depth}, ` +
           `${out.statesPerSecond} states/s, peak heap ${report['peakHeapMiB']} MiB, ${(out.elapsedMs / 1000).toFixed(2)}s (${why}; alphabet of ${alphabet.length} ops)\n`,
       );
       if (out.violation) {
         const replay = runTrace(d, config, out.violation.ops, { fullCheckEvery: 1 }, implFactory(d, mutant));
-        process.stdout.write(`shortest counterexample (${out.violation.ops.length} ops):\n`);
-        process.stdout.write(formatTrace(d, out.violation.ops, replay.results, out.violation.failure) + '\n');
-        process.stdout.write(formatFailure(out.violation.failure) + '\n');
-        if (saved) process.stdout.write(`saved: ${saved}\n`);
+        io.out(`shortest counterexample (${out.violation.ops.length} ops):\n`);
+        io.out(formatTrace(d, out.violation.ops, replay.results, out.violation.failure) + '\n');
+        io.out(formatFailure(out.violation.failure) + '\n');
+        if (saved) io.out(`saved: ${saved}\n`);
       }
     }
-    return out.violation ? 1 : 0;
+    return out.violation ? 1 : out.stoppedBy === 'interrupted' ? 130 : 0;
   });
 }

@@ -1,3 +1,4 @@
+import { io, verdictWord } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Json } from '../harness/domain';
@@ -6,6 +7,7 @@ import { explore } from '../harness/explore';
 import { implFactory } from '../harness/check';
 import { formatCounterexample } from '../harness/format';
 import { domainsOption, intOption, parse, Progress, seedOption } from './args';
+import { clip, writeFileAtomic } from '../harness/input';
 
 export const MUTANTS_HELP = `usage: hvspec mutants [--domain D] [--mutant ID] [--runs N] [--max-ops K] [--seed S]
                       [--no-explore] [--verbose] [--json]
@@ -28,7 +30,7 @@ reaches one, and what caught it (an invariant id, or a result/state mismatch).
                 budget of that search (default depth 6, 20000 states, 5 s)
   --json        one JSON report on stdout
 
-exit: 0 every mutant killed, 1 a mutant survived, 2 bad usage`;
+exit: 0 pass (every mutant killed), 1 fail (a mutant survived), 2 bad usage`;
 
 export function lastMutantsFile(): string {
   return path.join(process.cwd(), '.hvspec', 'last-mutants.json');
@@ -52,7 +54,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
     false,
   );
   if (values.help) {
-    process.stdout.write(MUTANTS_HELP + '\n');
+    io.out(MUTANTS_HELP + '\n');
     return 0;
   }
   const domains = domainsOption(values.domain);
@@ -64,7 +66,7 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 6;
   const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 20_000;
   if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
-    process.stderr.write(`hvspec mutants: no domain selected has a mutant ${JSON.stringify(values.mutant)}\n`);
+    io.err(`hvspec mutants: no domain selected has a mutant ${clip(values.mutant)}\n`);
     return 2;
   }
   const progress = new Progress(!json && process.stderr.isTTY === true);
@@ -118,17 +120,17 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
       }
     });
   }
-  const report = { seed, mutants: rows, killed: total - survived, survived };
+  const report = { verdict: survived > 0 ? 'fail' : 'pass', seed, mutants: rows, killed: total - survived, survived };
   try {
     fs.mkdirSync(path.dirname(lastMutantsFile()), { recursive: true });
-    fs.writeFileSync(lastMutantsFile(), JSON.stringify(report, null, 2) + '\n');
+    writeFileAtomic(lastMutantsFile(), JSON.stringify(report, null, 2) + '\n');
   } catch {
     // Recording is a convenience only.
   }
-  if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (json) io.out(JSON.stringify(report, null, 2) + '\n');
   else {
-    process.stdout.write(lines.join('\n') + '\n');
-    process.stdout.write(`${total - survived} of ${total} mutants killed${survived > 0 ? `, ${survived} SURVIVED` : ''} (seed ${seed})\n`);
+    io.out(lines.join('\n') + '\n');
+    io.out(`${verdictWord(survived > 0 ? 'fail' : 'pass')}: ${total - survived} of ${total} mutants killed${survived > 0 ? `, ${survived} SURVIVED` : ''} (seed ${seed})\n`);
   }
   return survived > 0 ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-import * as fs from 'fs';
+import { io } from './io';
 import type { Domain, Json, OpShape, ResultShape } from '../harness/domain';
 import { checkDomain, implFactory } from '../harness/check';
 import { deepEqual } from '../harness/codec';
@@ -9,8 +9,9 @@ import { renderHtml, type ReportDomain, type ReportTrace } from '../harness/html
 import { runMutant } from '../harness/mutants';
 import { explainTrace, violationsOf } from '../harness/trace';
 import { domainsOption, intOption, parse, Progress, seedOption, UsageError } from './args';
+import { clipText, writeFileAtomic } from '../harness/input';
 
-export const REPORT_HELP = `usage: hvspec report --html FILE [--domain D] [--runs N] [--seed S]
+export const REPORT_HELP = `usage: hvspec report --html FILE [--domain D] [--runs N] [--seed S] [--json]
 
 Writes one self-contained HTML page (no network at view time): per domain,
 the invariant table with coverage, the invariant x mutant kill matrix, op
@@ -22,6 +23,7 @@ made. It runs a campaign of N runs (default 100) and every mutant.
   --domain D    only this domain (repeatable); default all
   --runs N      runs of the campaign behind the frequencies (default 100)
   --seed S      seed (default 1)
+  --json        print { file, domains, counterexamples } as JSON
 
 exit: 0 written, 2 bad usage`;
 
@@ -107,9 +109,9 @@ function domainReport<C, O extends OpShape, R extends ResultShape, V, S>(d: Doma
 }
 
 export async function reportCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { html: { type: 'string' }, domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' } }, false);
+  const { values } = parse(argv, { html: { type: 'string' }, domain: { type: 'string', multiple: true }, runs: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } }, false);
   if (values.help) {
-    process.stdout.write(REPORT_HELP + '\n');
+    io.out(REPORT_HELP + '\n');
     return 0;
   }
   if (values.html === undefined || values.html === '') throw new UsageError('report needs --html FILE');
@@ -119,10 +121,12 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const progress = new Progress();
   const data = { generatedAt: new Date().toISOString(), seed, domains: domains.map((some) => some.use((d) => domainReport(d, runs, seed, progress))) };
   try {
-    fs.writeFileSync(values.html, renderHtml(data));
+    writeFileAtomic(values.html, renderHtml(data));
   } catch (e) {
-    throw new UsageError(`cannot write ${values.html}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(`cannot write ${clipText(values.html)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  process.stdout.write(`wrote ${values.html} (${domains.length} domain${domains.length === 1 ? '' : 's'}, ${data.domains.reduce((n, d) => n + d.traces.length, 0)} counterexamples)\n`);
+  const traces = data.domains.reduce((n, d) => n + d.traces.length, 0);
+  if (values.json) io.out(JSON.stringify({ file: values.html, domains: domains.map((d) => d.id), counterexamples: traces }, null, 2) + '\n');
+  else io.out(`wrote ${values.html} (${domains.length} domain${domains.length === 1 ? '' : 's'}, ${traces} counterexamples)\n`);
   return 0;
 }

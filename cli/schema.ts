@@ -1,10 +1,12 @@
+import { io } from './io';
 import * as fs from 'fs';
 import * as path from 'path';
 import { caseSchema } from '../harness/schema';
 import { traceSchema } from '../harness/trace-format';
 import { domainsOption, parse } from './args';
+import { writeFileAtomic } from '../harness/input';
 
-export const SCHEMA_HELP = `usage: hvspec schema [--domain D] [--out DIR] [--stdout]
+export const SCHEMA_HELP = `usage: hvspec schema [--domain D] [--out DIR] [--stdout] [--json]
 
 Writes a JSON Schema per domain, generated from the codecs (ops and their
 argument types included), to DIR/<domain>.schema.json (default DIR: schema/),
@@ -17,16 +19,18 @@ completes it as it is typed, e.g. in spec/cases/<domain>/:
   --domain D   only this domain (repeatable); default all
   --out DIR    where to write (default schema/)
   --stdout     print the schema(s) instead of writing files
+  --json       print the list of files written as JSON
 
 exit: 0, or 2 on bad usage`;
 
 export async function schemaCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { domain: { type: 'string', multiple: true }, out: { type: 'string' }, stdout: { type: 'boolean' } }, false);
+  const { values } = parse(argv, { domain: { type: 'string', multiple: true }, out: { type: 'string' }, stdout: { type: 'boolean' }, json: { type: 'boolean' } }, false);
   if (values.help) {
-    process.stdout.write(SCHEMA_HELP + '\n');
+    io.out(SCHEMA_HELP + '\n');
     return 0;
   }
   const dir = values.out ?? 'schema';
+  const written: string[] = [];
   for (const some of domainsOption(values.domain)) {
     const schemas: [string, unknown][] = [
       [`${some.id}.schema.json`, some.use((d) => caseSchema(d))],
@@ -35,14 +39,16 @@ export async function schemaCommand(argv: string[]): Promise<number> {
     for (const [name, schema] of schemas) {
       const text = JSON.stringify(schema, null, 2) + '\n';
       if (values.stdout) {
-        process.stdout.write(text);
+        io.out(text);
         continue;
       }
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, name);
-      fs.writeFileSync(file, text);
-      process.stdout.write(`wrote ${file}\n`);
+      writeFileAtomic(file, text);
+      written.push(file);
+      if (!values.json) io.out(`wrote ${file}\n`);
     }
   }
+  if (values.json && !values.stdout) io.out(JSON.stringify({ written }, null, 2) + '\n');
   return 0;
 }

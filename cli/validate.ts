@@ -7,6 +7,7 @@ import { DOMAINS } from '../domains';
 import { TraceInputError, validateTraceFile, type ValidateReport } from '../harness/validate-file';
 import { DEFAULT_MAX_HIDDEN, DEFAULT_MAX_STATES } from '../harness/validate';
 import { intOption, parse, Progress, UsageError } from './args';
+import { io } from './io';
 
 /** Exit code of a search that hit its bound before a verdict (shared with explore's incomplete). */
 export const EXIT_INCOMPLETE = 3;
@@ -48,7 +49,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
     true,
   );
   if (values.help) {
-    process.stdout.write(VALIDATE_HELP + '\n');
+    io.out(VALIDATE_HELP + '\n');
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('validate needs at least one trace file (see hvspec validate --help)');
@@ -80,7 +81,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
       } catch (e) {
         if (e instanceof TraceInputError) {
           progress.done();
-          process.stderr.write(`hvspec validate: ${e.message}\n`);
+          io.err(`hvspec validate: ${e.message}\n`);
           return 2;
         }
         throw e;
@@ -91,8 +92,8 @@ export async function validateCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
-  if (json) process.stdout.write(JSON.stringify({ traces: reports as unknown as Json[] }, null, 2) + '\n');
-  else for (const r of reports) process.stdout.write(render(r));
+  if (json) io.out(JSON.stringify({ traces: reports as unknown as Json[] }, null, 2) + '\n');
+  else for (const r of reports) io.out(render(r));
   if (stop) return 130;
   if (reports.some((r) => r.verdict === 'invalid')) return 1;
   if (reports.some((r) => r.verdict === 'incomplete')) return EXIT_INCOMPLETE;

@@ -8,15 +8,18 @@
  * Optional fields: `$schema` (editor support), `description`, and `found`
  * (written by the harness on saved counterexamples: seed, path, failure).
  */
-import * as fs from 'fs';
 import * as t from 'io-ts';
 import type { Domain, InputError, Json, OpShape, Resolved, ResultShape, SomeDomain } from './domain';
 import { decode, opCodec, strict } from './codec';
+import { checkExpect } from './expect';
+import { clip, loadJsonFile } from './input';
 import { runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
 import { implFactory } from './check';
 import { DOMAINS, findDomain } from '../domains';
 
 export const CASE_FORMAT = 'hvspec-case/1';
+/** Most steps a case file may hold (a 100,000-step trace is the longest the tree uses; the file size limit is 32 MiB). */
+export const MAX_CASE_STEPS = 1_000_000;
 
 const JsonObject = new t.Type<{ [k: string]: Json }, unknown, unknown>(
   'object',
@@ -87,11 +90,14 @@ export function decodeCase(input: unknown, file = '<case>', domains: readonly So
     return env;
   }
   const e = env.value;
+  if (e.steps.length > MAX_CASE_STEPS) {
+    return { ok: false, errors: [{ path: '$.steps', message: `${e.steps.length} steps: at most ${MAX_CASE_STEPS} are accepted` }] };
+  }
   const some = domains.find((d) => d.id === e.domain);
   if (!some) {
     return {
       ok: false,
-      errors: [{ path: '$.domain', message: `unknown domain ${JSON.stringify(e.domain)} (expected one of: ${domains.map((d) => d.id).join(', ')})` }],
+      errors: [{ path: '$.domain', message: `unknown domain ${clip(e.domain)} (expected one of: ${domains.map((d) => d.id).join(', ')})` }],
     };
   }
   return some.use(<C, O extends OpShape, R extends ResultShape, V, S>(d: Domain<C, O, R, V, S>): Resolved<SomeCase> => {
@@ -115,9 +121,11 @@ export function decodeCase(input: unknown, file = '<case>', domains: readonly So
         return;
       }
       const op = s.value as unknown as O;
-      const ex = raw['expect'];
+      const ex = Object.prototype.hasOwnProperty.call(raw, 'expect') ? raw['expect'] : undefined;
       if (ex !== undefined && (typeof ex !== 'object' || ex === null || Array.isArray(ex))) {
-        errors.push({ path: `${at}.expect`, message: `expected a partial result object, got ${JSON.stringify(ex)}` });
+        errors.push({ path: `${at}.expect`, message: `expected a partial result object, got ${clip(ex)}` });
+      } else if (ex !== undefined) {
+        errors.push(...checkExpect(d.resultCodec, ex as { [k: string]: Json }, `${at}.expect`));
       }
       if (config !== undefined && d.validateOp) {
         for (const err of d.validateOp(op, config)) errors.push({ path: err.path.replace(/^\$/, at), message: err.message });
@@ -148,20 +156,10 @@ export function decodeCase(input: unknown, file = '<case>', domains: readonly So
 
 /** Read, parse and decode one case file. Never throws: every problem is an InputError. */
 export function loadCaseFile(file: string, domains: readonly SomeDomain[] = DOMAINS): Resolved<SomeCase> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, errors: [{ path: '$', message: code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a case file' : `cannot read (${code ?? String(err)})` }] };
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, errors: [{ path: '$', message: `not valid JSON: ${(err as Error).message}` }] };
-  }
-  return decodeCase(parsed, file, domains);
+  // Only regular files of bounded size; strict JSON (no duplicate keys, valid UTF-8).
+  const parsed = loadJsonFile(file);
+  if (!parsed.ok) return parsed;
+  return decodeCase(parsed.value, file, domains);
 }
 
 export interface CaseOutcome<R> {

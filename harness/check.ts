@@ -27,6 +27,8 @@ export interface CheckOptions {
   readonly path?: string;
   /** Called after every run with the number of runs done. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Asked before every run: true stops the campaign (Ctrl-C); the outcome says `interruptedBy: 'signal'`. */
+  readonly shouldStop?: () => boolean;
 }
 
 export interface Counterexample<C, O, R> {
@@ -58,6 +60,8 @@ export interface CheckOutcome<C, O, R> {
   readonly failure: Counterexample<C, O, R> | null;
   readonly tallies: Tallies;
   readonly interrupted: boolean;
+  /** Why the campaign stopped early, when it did. */
+  readonly interruptedBy?: 'time-limit' | 'signal';
 }
 
 /** Seed of run k of a campaign with seed S (run 0 is S itself). */
@@ -87,6 +91,40 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
   domain: Domain<C, O, R, V, S>,
   options: CheckOptions,
 ): CheckOutcome<C, O, R> {
+  const steps = campaign(domain, options);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same campaign, giving the event loop a turn every `sliceMs` so that a
+ * signal handler (Ctrl-C) or a message from the parent process can set
+ * `shouldStop` while it runs. Same runs, same outcome as `checkDomain`.
+ */
+export async function checkDomainAsync<C, O extends OpShape, R extends ResultShape, V, S>(
+  domain: Domain<C, O, R, V, S>,
+  options: CheckOptions,
+  sliceMs = 50,
+): Promise<CheckOutcome<C, O, R>> {
+  const steps = campaign(domain, options);
+  let since = Date.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (Date.now() - since >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      since = Date.now();
+    }
+  }
+}
+
+/** A campaign as a generator: one `yield` after each run. */
+function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
+  domain: Domain<C, O, R, V, S>,
+  options: CheckOptions,
+): Generator<void, CheckOutcome<C, O, R>, void> {
   const start = Date.now();
   const create = implFactory(domain, options.mutant);
   const arb = caseArbitrary(domain, options.maxOps);
@@ -96,12 +134,16 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
   for (let k = shard.index; k < options.runs; k += shard.count) mine.push(k);
 
   let executed = 0;
-  let interrupted = false;
+  let interruptedBy: 'time-limit' | 'signal' | undefined;
   let failure: Counterexample<C, O, R> | null = null;
 
   for (const k of mine) {
+    if (options.shouldStop?.()) {
+      interruptedBy = 'signal';
+      break;
+    }
     if (options.timeLimitMs !== undefined && Date.now() - start > options.timeLimitMs) {
-      interrupted = true;
+      interruptedBy = 'time-limit';
       break;
     }
     const seed = runSeed(options.seed, k);
@@ -144,6 +186,7 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
       };
       break;
     }
+    yield;
   }
   return {
     domain: domain.id,
@@ -153,6 +196,7 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
     elapsedMs: Date.now() - start,
     failure,
     tallies,
-    interrupted,
+    interrupted: interruptedBy !== undefined,
+    ...(interruptedBy !== undefined ? { interruptedBy } : {}),
   };
 }

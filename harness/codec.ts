@@ -8,6 +8,10 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either';
 import type { InputError, Json, Resolved } from './domain';
+import { clip, clipText } from './input';
+
+/** Own properties only: an op or field named `toString` or `__proto__` is not found on Object.prototype. */
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** JSON Schema fragments of the custom codecs below (see `jsonSchemaOf`). */
 const SCHEMAS = new WeakMap<t.Mixed, () => JsonSchema>();
@@ -79,8 +83,8 @@ export function strict<R extends Props, O extends Props = Record<never, never>>(
     if (typeof u !== 'object' || u === null || Array.isArray(u)) return false;
     const o = u as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!known.has(k)) return false;
-    for (const k of Object.keys(required)) if (!required[k]!.is(o[k])) return false;
-    for (const k of Object.keys(opt)) if (o[k] !== undefined && !opt[k]!.is(o[k])) return false;
+    for (const k of Object.keys(required)) if (!hasOwn(o, k) || !required[k]!.is(o[k])) return false;
+    for (const k of Object.keys(opt)) if (hasOwn(o, k) && o[k] !== undefined && !opt[k]!.is(o[k])) return false;
     return true;
   };
   const codec = new t.Type<StrictOut<R, O>, unknown, unknown>(
@@ -96,13 +100,13 @@ export function strict<R extends Props, O extends Props = Record<never, never>>(
           errors.push({
             value: o[k],
             context: [...c, { key: k, type: t.never, actual: o[k] }],
-            message: `unknown field "${k}" (expected one of: ${[...known].join(', ') || 'none'})`,
+            message: `unknown field ${clip(k)} (expected one of: ${[...known].join(', ') || 'none'})`,
           });
         }
       }
       for (const k of Object.keys(required)) {
         const codec = required[k]!;
-        if (!(k in o)) {
+        if (!hasOwn(o, k)) {
           errors.push({
             value: undefined,
             context: [...c, { key: k, type: codec, actual: undefined }],
@@ -115,7 +119,7 @@ export function strict<R extends Props, O extends Props = Record<never, never>>(
         else out[k] = r.right;
       }
       for (const k of Object.keys(opt)) {
-        if (o[k] === undefined) continue;
+        if (!hasOwn(o, k) || o[k] === undefined) continue;
         const codec = opt[k]!;
         const r = codec.validate(o[k], [...c, { key: k, type: codec, actual: o[k] }]);
         if (isLeft(r)) errors.push(...r.left);
@@ -156,7 +160,7 @@ export function opCodec<A extends { [name: string]: t.Mixed }>(
   const is = (u: unknown): u is OpOf<A> => {
     if (typeof u !== 'object' || u === null) return false;
     const o = u as { op?: unknown; args?: unknown };
-    return typeof o.op === 'string' && o.op in opArgs && opArgs[o.op]!.is(o.args ?? {});
+    return typeof o.op === 'string' && hasOwn(opArgs, o.op) && opArgs[o.op]!.is(hasOwn(o, 'args') ? o.args : {});
   };
   return new t.Type<OpOf<A>, unknown, unknown>(
     `op (${names.join(' | ')})`,
@@ -172,24 +176,26 @@ export function opCodec<A extends { [name: string]: t.Mixed }>(
           errors.push({
             value: o[k],
             context: [...c, { key: k, type: t.never, actual: o[k] }],
-            message: `unknown field "${k}" (a step has: ${[...allowed].join(', ')})`,
+            message: `unknown field ${clip(k)} (a step has: ${[...allowed].join(', ')})`,
           });
         }
       }
-      const name = o['op'];
-      if (typeof name !== 'string' || !(name in opArgs)) {
+      const name = hasOwn(o, 'op') ? o['op'] : undefined;
+      if (typeof name !== 'string' || !hasOwn(opArgs, name)) {
         errors.push({
           value: name,
           context: [...c, { key: 'op', type: t.string, actual: name }],
           message:
             name === undefined
               ? `missing field "op" (expected one of: ${names.join(', ')})`
-              : `unknown op ${JSON.stringify(name)} (expected one of: ${names.join(', ')})`,
+              : typeof name !== 'string'
+                ? `"op" must be a string naming an op, got ${clip(name)} (expected one of: ${names.join(', ')})`
+                : `unknown op ${clip(name)} (expected one of: ${names.join(', ')})`,
         });
         return t.failures(errors);
       }
       const codec = opArgs[name]!;
-      const args = o['args'] ?? {};
+      const args = hasOwn(o, 'args') ? o['args'] : {};
       const r = codec.validate(args, [...c, { key: 'args', type: codec, actual: args }]);
       if (isLeft(r)) errors.push(...r.left);
       if (errors.length > 0 || isLeft(r)) return t.failures(errors);
@@ -204,7 +210,7 @@ export function pathOf(context: t.Context, root = '$'): string {
   let p = root;
   for (const entry of context.slice(1)) {
     if (entry.key === '') continue;
-    p += /^\d+$/.test(entry.key) ? `[${entry.key}]` : `.${entry.key}`;
+    p += /^\d+$/.test(entry.key) ? `[${entry.key}]` : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(entry.key) ? `.${clipText(entry.key, 60)}` : `[${clip(entry.key, 60)}]`;
   }
   return p;
 }
@@ -307,8 +313,9 @@ export function partialMatch(expected: { [k: string]: Json }, actual: unknown): 
   if (typeof actual !== 'object' || actual === null) return `expected an object, got ${show(actual)}`;
   const a = actual as Record<string, unknown>;
   for (const k of Object.keys(expected)) {
-    if (!deepEqual(expected[k], a[k])) {
-      return `${k}: expected ${show(expected[k])}, got ${show(a[k])}`;
+    const got = hasOwn(a, k) ? a[k] : undefined;
+    if (!deepEqual(expected[k], got)) {
+      return `${clipText(k, 60)}: expected ${show(expected[k])}, got ${show(got)}`;
     }
   }
   return null;

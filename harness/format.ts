@@ -44,7 +44,7 @@ export function formatTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     let res = '';
     if (rec) {
       const m = compact(rec.model);
-      const im = compact(rec.impl);
+      const im = rec.impl === null ? '(threw; see below)' : compact(rec.impl);
       res = m === im ? `  -> ${m}` : `\n${' '.repeat(width + 6)}model: ${m}\n${' '.repeat(width + 6)}impl:  ${im}`;
     }
     lines.push(`${mark} ${n}. ${describeOp(d, op)}${res}`);
@@ -75,7 +75,7 @@ export function formatCounterexample<C, O extends OpShape, R extends ResultShape
     out.push(`  source: ${inv.source}`);
   }
   out.push(`reproduce: hvspec check --domain ${d.id} --seed ${cx.seed} --runs 1${cx.mutant ? ` --impl mutant:${cx.mutant}` : ''}   (fast-check path ${JSON.stringify(cx.path)})`);
-  if (savedAt) out.push(`saved: ${savedAt}   (replay: hvspec replay ${savedAt})`);
+  if (savedAt) out.push(`saved: ${savedAt}   (replay: hvspec replay${cx.mutant ? ` --impl mutant:${cx.mutant}` : ''} ${savedAt}; make it a case: hvspec promote ${savedAt} --name NAME)`);
   return out.join('\n');
 }
 

@@ -43,7 +43,8 @@ export interface StepFailure {
 
 export interface StepRecord<R> {
   readonly model: R;
-  readonly impl: R;
+  /** `null` when the impl threw at this step (the model's result is not copied over). */
+  readonly impl: R | null;
 }
 
 /** Per-invariant coverage: checks run and how many were non-trivial. */
@@ -204,80 +205,93 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
     return null;
   };
 
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i]!;
-    let rm: R;
-    let ri: R;
-    try {
-      rm = model.apply(op);
-    } catch (e) {
-      return { failure: { kind: 'crash', step: i, side: 'model', message: `model threw ${describeError(e)}` }, results };
-    }
-    try {
-      ri = impl.apply(op);
-    } catch (e) {
-      results.push({ model: rm, impl: rm });
-      return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
-    }
-    const rec = { model: rm, impl: ri };
-    results.push(rec);
-    options.onStep?.(i, rec);
-    if (tallies) {
-      tallies.steps++;
-      let x = opTallies.get(op.op);
-      if (x === undefined) {
-        x = tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} };
-        opTallies.set(op.op, x);
-      }
-      x.generated++;
-      if (rm.ok) x.ok++;
-      else {
-        const code = rm.error ?? 'ERROR';
-        x.errors[code] = (x.errors[code] ?? 0) + 1;
-      }
-    }
-    if (!resultsAgree(rm, ri)) {
-      return {
-        failure: { kind: 'result-mismatch', step: i, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` },
-        results,
-      };
-    }
-    const expect = options.expects?.[i];
-    if (expect) {
-      const miss = partialMatch(expect, rm);
-      if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
-    }
+  // Anything a system or the domain's glue throws outside `apply` (a live
+  // View, a comparison, a cost counter) is a crash at the step it happened,
+  // reported like any failure, never an exception out of the harness.
+  let at = -1;
+  try {
+    return runSteps();
+  } catch (e) {
+    return { failure: { kind: 'crash', step: at, message: `the harness caught ${describeError(e)} at this step (outside apply)` }, results };
+  }
 
-    const due = i === ops.length - 1 || i >= nextFull;
-    if (incremental) {
-      const lm = model.liveView!();
-      const li = impl.liveView!();
-      const f = checkSide('model', lm.view, lm.scope, i) ?? checkSide('impl', li.view, li.scope, i);
+  function runSteps(): TraceOutcome<R> {
+    for (let i = 0; i < ops.length; i++) {
+      at = i;
+      const op = ops[i]!;
+      let rm: R;
+      let ri: R;
+      try {
+        rm = model.apply(op);
+      } catch (e) {
+        return { failure: { kind: 'crash', step: i, side: 'model', message: `model threw ${describeError(e)}` }, results };
+      }
+      try {
+        ri = impl.apply(op);
+      } catch (e) {
+        results.push({ model: rm, impl: null });
+        return { failure: { kind: 'crash', step: i, side: 'impl', message: `impl threw ${describeError(e)}` }, results };
+      }
+      const rec = { model: rm, impl: ri };
+      results.push(rec);
+      options.onStep?.(i, rec);
+      if (tallies) {
+        tallies.steps++;
+        let x = opTallies.get(op.op);
+        if (x === undefined) {
+          x = tallies.ops[op.op] ??= { generated: 0, ok: 0, errors: {} };
+          opTallies.set(op.op, x);
+        }
+        x.generated++;
+        if (rm.ok) x.ok++;
+        else {
+          const code = rm.error ?? 'ERROR';
+          x.errors[code] = (x.errors[code] ?? 0) + 1;
+        }
+      }
+      if (!resultsAgree(rm, ri)) {
+        return {
+          failure: { kind: 'result-mismatch', step: i, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` },
+          results,
+        };
+      }
+      const expect = options.expects?.[i];
+      if (expect) {
+        const miss = partialMatch(expect, rm);
+        if (miss !== null) return { failure: { kind: 'expect', step: i, message: `expect not met: ${miss}` }, results };
+      }
+
+      const due = i === ops.length - 1 || i >= nextFull;
+      if (incremental) {
+        const lm = model.liveView!();
+        const li = impl.liveView!();
+        const f = checkSide('model', lm.view, lm.scope, i) ?? checkSide('impl', li.view, li.scope, i);
+        if (f) return { failure: f, results };
+        const scope =
+          lm.scope === undefined || li.scope === undefined || !domain.mergeScopes
+            ? undefined
+            : domain.mergeScopes(lm.scope, li.scope);
+        const d = viewsAgree(lm.view, li.view, scope);
+        if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
+      }
+      if (!incremental || due) {
+        const f = fullCheck(i);
+        if (f) return { failure: f, results };
+      }
+    }
+    if (ops.length === 0) {
+      const f = fullCheck(-1);
       if (f) return { failure: f, results };
-      const scope =
-        lm.scope === undefined || li.scope === undefined || !domain.mergeScopes
-          ? undefined
-          : domain.mergeScopes(lm.scope, li.scope);
-      const d = viewsAgree(lm.view, li.view, scope);
-      if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
     }
-    if (!incremental || due) {
-      const f = fullCheck(i);
-      if (f) return { failure: f, results };
+    if (tallies) {
+      for (const [side, sys] of [
+        ['model', model],
+        ['impl', impl],
+      ] as const) {
+        const c = sys.counters?.();
+        if (c) for (const [k, n] of Object.entries(c)) tallies.counters[side][k] = (tallies.counters[side][k] ?? 0) + n;
+      }
     }
+    return { failure: null, results };
   }
-  if (ops.length === 0) {
-    const f = fullCheck(-1);
-    if (f) return { failure: f, results };
-  }
-  if (tallies) {
-    for (const [side, sys] of [
-      ['model', model],
-      ['impl', impl],
-    ] as const) {
-      const c = sys.counters?.();
-      if (c) for (const [k, n] of Object.entries(c)) tallies.counters[side][k] = (tallies.counters[side][k] ?? 0) + n;
-    }
-  }
-  return { failure: null, results };
 }

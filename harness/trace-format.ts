@@ -69,9 +69,16 @@ export function decodeTraceStep<C, O extends OpShape, R extends ResultShape, V, 
   parsed: unknown,
   line: number,
 ): Resolved<TraceStep<O>> {
-  const raw = decode(RawLine, parsed);
-  if (!raw.ok) return raw;
-  const { op, args = {}, result, maybe = false } = raw.value;
+  // Fast path: a well-formed line is checked with `is` (no allocation); only a bad one
+  // pays for `decode`, which builds the error with its JSON path.
+  let line0: t.TypeOf<typeof RawLine>;
+  if (RawLine.is(parsed)) line0 = parsed;
+  else {
+    const raw = decode(RawLine, parsed);
+    if (!raw.ok) return raw;
+    line0 = raw.value;
+  }
+  const { op, args = {}, result, maybe = false } = line0;
   if (!hasOwn(d.opArgs, op)) {
     return { ok: false, errors: [{ path: '$.op', message: `unknown op ${JSON.stringify(op.slice(0, 100))} (expected one of: ${Object.keys(d.opArgs).join(', ')})` }] };
   }
@@ -89,7 +96,7 @@ export function decodeTraceStep<C, O extends OpShape, R extends ResultShape, V, 
   const completions: O[] = [];
   let firstErrors: InputError[] | null = null;
   for (const v of variants) {
-    const r = decode(codec, v, '$.args');
+    const r: Resolved<unknown> = codec.is(v) ? { ok: true, value: v } : decode(codec, v, '$.args');
     if (r.ok) {
       const o = { op, args: r.value } as unknown as O;
       const bad = d.validateOp?.(o, config) ?? [];

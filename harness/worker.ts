@@ -2,26 +2,39 @@
  * Worker-process entry (see parallel.ts): receives one slice of a campaign,
  * runs it, sends the outcome back and exits.
  */
-import { checkDomain } from './check';
+import { checkDomainAsync } from './check';
 import { findDomain } from '../domains';
-import type { WorkerMessage, WorkerRequest } from './parallel';
+import type { WorkerMessage, WorkerRequest, WorkerStop } from './parallel';
 
 function post(m: WorkerMessage, then?: () => void): void {
   process.send!(m, undefined, {}, then);
 }
 
-process.once('message', (req: WorkerRequest) => {
+// Ctrl-C in a terminal reaches the whole process group: the parent decides,
+// and tells this worker to stop through a message.
+let stop = false;
+process.on('SIGINT', () => {
+  stop = true;
+});
+
+process.on('message', (m: WorkerRequest | WorkerStop) => {
+  if (m.kind === 'stop') {
+    stop = true;
+    return;
+  }
+  const req = m;
   const some = findDomain(req.domain);
   if (!some) {
     post({ kind: 'error', message: `unknown domain ${req.domain}` }, () => process.disconnect());
     return;
   }
-  try {
-    // Progress at most every 100 ms: enough for the parent's progress line.
-    let last = 0;
-    const outcome = some.use((d) =>
-      checkDomain(d, {
+  // Progress at most every 100 ms: enough for the parent's progress line.
+  let last = 0;
+  some
+    .use((d) =>
+      checkDomainAsync(d, {
         ...req.options,
+        shouldStop: () => stop,
         onProgress: (done) => {
           const now = Date.now();
           if (now - last >= 100) {
@@ -30,9 +43,9 @@ process.once('message', (req: WorkerRequest) => {
           }
         },
       }),
+    )
+    .then(
+      (outcome) => post({ kind: 'done', outcome: outcome as never }, () => process.disconnect()),
+      (e: unknown) => post({ kind: 'error', message: e instanceof Error ? e.message : String(e) }, () => process.disconnect()),
     );
-    post({ kind: 'done', outcome: outcome as never }, () => process.disconnect());
-  } catch (e) {
-    post({ kind: 'error', message: e instanceof Error ? e.message : String(e) }, () => process.disconnect());
-  }
 });

@@ -38,7 +38,7 @@ describe('cli', function () {
       ['unknown domain', ['check', '--domain', 'nope'], /unknown domain "nope" \(known: /],
       ['bad number', ['check', '--runs', 'lots'], /--runs takes a whole number, got "lots"/],
       ['zero runs', ['check', '--runs', '0'], /--runs must be between 1 and/],
-      ['unknown option', ['check', '--colour'], /Unknown option '--colour'/],
+      ['unknown option', ['check', '--colour'], /unknown option --colour \(see --help\)/],
       ['bad --impl', ['replay', '--impl', 'fast', 'x.json'], /--impl takes "impl" or "mutant:ID"/],
       ['unknown mutant', ['check', '--domain', first.id, '--impl', 'mutant:nope'], /unknown mutant "nope"/],
       ['replay without files', ['replay'], /needs at least one case file/],
@@ -73,7 +73,7 @@ describe('cli', function () {
   describe('malformed case files are rejected before anything runs, with JSON paths', () => {
     const good = () => ({ format: 'hvspec-case/1', name: 'x', domain: first.id, steps: [] as unknown[] });
     const bad: [string, string | object, RegExp][] = [
-      ['bad JSON', '{ "format": ', /\$: not valid JSON/],
+      ['bad JSON', '{ "format": ', /\$\.format: not valid JSON: unexpected end of input at line 1 column 13/],
       ['unknown domain', { ...good(), domain: 'nope' }, /\$\.domain: unknown domain "nope"/],
       ['unknown op', { ...good(), steps: [{ op: 'nope', args: {} }] }, /\$\.steps\[0\]\.op: unknown op "nope" \(expected one of: /],
       ['wrong argument type', { ...good(), steps: [{ op: firstOp, args: { __bogus: 1 } }] }, /\$\.steps\[0\]\.args/],

@@ -38,6 +38,8 @@ describe('report --html rendered in headless Chromium', function () {
   it('shows the invariant table, the kill matrix, the charts and the traces', function () {
     if (!CHROMIUM) {
       if (process.env['CI']) assert.fail('chromium is not installed: CI must install Debian chromium (see .ci/run)');
+      // Say why, where mocha's summary would only count a "pending" test.
+      console.log('      skipped: chromium is not installed (/usr/bin/chromium or /usr/bin/chromium-browser); `apt-get install chromium` to run the rendering check (CI installs it, see .ci/run)');
       this.skip();
     }
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hvspec-chromium-'));

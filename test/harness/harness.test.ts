@@ -166,7 +166,15 @@ describe('harness: lockstep and campaigns', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hvspec-'));
     const r = runMutant(toyDomain, 'release-unchecked', { seed: 7 });
     const file = saveCounterexample(toyDomain, r.counterexample!, dir);
-    assert.deepEqual(listCorpus(['toy'], dir).map((f) => path.basename(f)), [path.basename(file)]);
+    // A mutant's counterexample is kept apart, tagged with the mutant: the impl's corpus replay does not see it.
+    assert.equal(path.dirname(path.resolve(file)), path.join(dir, 'mutants'));
+    assert.match(path.basename(file), /^toy-release-unchecked-[0-9a-f]{12}\.json$/);
+    assert.deepEqual(listCorpus(['toy'], dir), []);
+    assert.deepEqual(listCorpus(['toy'], path.join(dir, 'mutants')).map((f) => path.basename(f)), [path.basename(file)]);
+    assert.equal(JSON.parse(fs.readFileSync(path.resolve(file), 'utf8')).found.mutant, 'release-unchecked');
+    const { mutant: _m, ...asImpl } = r.counterexample!;
+    const implFile = saveCounterexample(toyDomain, asImpl, dir);
+    assert.deepEqual(listCorpus(['toy'], dir).map((f) => path.basename(f)), [path.basename(implFile)]);
     const loaded = decodeCase(JSON.parse(fs.readFileSync(path.resolve(file), 'utf8')), file, [toy]);
     assert.ok(loaded.ok);
   });
