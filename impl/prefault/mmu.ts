@@ -135,14 +135,15 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   private liveLeaves: Leaf[] = [];
   private dirtyStart = Infinity;
   private dirtyEnd = -Infinity;
-  private readonly reachLevel: number;
+  /** maxLeafLevel of the live slots, recomputed when they change. */
+  private reachLevel: number;
   private attrCache: AttrRun[] | null = null;
 
   private stats = { leavesInstalled: 0, pagesCovered: 0, tablesAllocated: 1, chunks: 0 };
 
   constructor(protected readonly config: PrefaultConfig) {
     this.confidential = isConfidential(config.vmType);
-    this.reachLevel = maxLeafLevel(config);
+    this.reachLevel = maxLeafLevel(config.memslots);
     this.slots = config.memslots.map(slotState);
     this.slotPages = config.memslots.reduce((n, s) => n + s.npages, 0);
     this.runStart = [0];
@@ -616,6 +617,9 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   private installSlots(slots: SlotState[]): void {
     this.slots = slots.sort((a, b) => a.base - b.base);
     this.slotView = null;
+    let level = 1;
+    for (const s of this.slots) level = Math.max(level, s.backingLevel);
+    this.reachLevel = Math.min(SHARED_MAX_LEVEL, level);
   }
 
   /** kvm_set_memory_region: the checks in its order, then create, delete or move. */

@@ -63,13 +63,21 @@ class PageMap {
       if (leaf === undefined && c.every((l) => l === undefined)) this.chunks.delete(k);
     }
   }
-  /** Every distinct leaf (found at its first page). */
+  /**
+   * Every distinct leaf (found at its first page), skipping over the pages a
+   * leaf covers: the cost is chunks + leaves, not mapped pages.
+   */
   leaves(): Leaf[] {
     const out: Leaf[] = [];
     for (const [k, c] of this.chunks) {
-      for (let i = 0; i < 512; i++) {
+      for (let i = 0; i < 512; ) {
         const l = c[i];
-        if (l !== undefined && l.gfn === k * 512 + i) out.push(l);
+        if (l === undefined) {
+          i++;
+          continue;
+        }
+        if (l.gfn === k * 512 + i) out.push(l);
+        i = Math.min(512, l.gfn + pagesOf(l.size) - k * 512);
       }
     }
     return out.sort((a, b) => a.gfn - b.gfn);
@@ -108,12 +116,10 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   /** The gfn range changed since the last liveView(). */
   private dirtyStart = Infinity;
   private dirtyEnd = -Infinity;
-  private readonly reachLevel: number;
   private leavesInstalled = 0;
   private pageSteps = 0;
 
   constructor(private readonly config: PrefaultConfig) {
-    this.reachLevel = maxLeafLevel(config);
     this.slots = config.memslots.map((s) => ({ ...s }));
   }
 
@@ -238,7 +244,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   private readonly handlers: OpHandlers<PrefaultOp, PrefaultResult> = {
     preFault: ({ gpa, size, flags, signalAfter }) => {
       const signal = signalAfter ?? null;
-      const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leafList, ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, this.reachLevel)) : [];
+      const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leafList, ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, maxLeafLevel(this.slots))) : [];
       const r = this.preFault(gpa, size, flags, signal);
       const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
       this.ghost({ request: { gpa, size, flags, signalAfter: signal }, result, before });
@@ -263,7 +269,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       return { ok: true };
     },
     guestAccess: ({ gfn }) => {
-      this.ghost({ gfn, before: leavesIn(this.leafList, ...reachOf(gfn, 1, this.reachLevel)) });
+      this.ghost({ gfn, before: leavesIn(this.leafList, ...reachOf(gfn, 1, maxLeafLevel(this.slots))) });
       const r = this.guestAccess(gfn);
       this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
       return r;

@@ -99,7 +99,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
   const gfn = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...interesting) }, { weight: 2, arbitrary: slotInterior(c) });
   // Mostly a few pages; block-sized ranges (the 2 MiB hazards) less often, since on
   // 4 KiB-only VMs they cost hundreds of leaves.
-  const hugeOk = maxLeafLevel(c) > 1;
+  const hugeOk = maxLeafLevel(c.memslots) > 1;
   const npages = fc.oneof(
     { weight: 40, arbitrary: fc.constantFrom(1, 1, 2, 3, 4, 8, 16) },
     { weight: hugeOk ? 2 : 1, arbitrary: fc.constantFrom(511, 512, 513) },
@@ -217,6 +217,16 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
     },
   );
 
+  // A 2 MiB block mapped at 4 KiB while one page of it is private, then made all shared: the next
+  // fault writes a 2 MiB leaf over the lower table that holds the remaining 4 KiB leaves.
+  const hugeAfterMixed: fc.Arbitrary<Step> = fc
+    .tuple(gfn, fc.integer({ min: 0, max: PAGES_2M - 1 }), fc.integer({ min: 0, max: PAGES_2M - 1 }))
+    .map(([g, k1, k2]) => {
+      const b = g - (g % PAGES_2M);
+      const attr = (at: number, n: number, p: boolean): PrefaultOp => ({ op: 'setAttributes', args: { gfn: at, npages: n, private: p } });
+      return [attr(b, PAGES_2M, false), attr(b + k1, 1, true), pf(b * PAGE_SIZE, PAGES_2M * PAGE_SIZE, 0, undefined), attr(b + k1, 1, false), pf((b + k2) * PAGE_SIZE, PAGE_SIZE, 0, undefined)];
+    });
+
   const launch = isConfidential(c.vmType);
   const finalizeOp = fc.constant(one({ op: 'finalize', args: {} }));
   const guestAccess = fc.tuple(gfn, fc.boolean()).map(([g, w]) => one({ op: 'guestAccess', args: { gfn: g, write: w } }));
@@ -240,6 +250,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
     { weight: 2, arbitrary: mappings },
     { weight: 1, arbitrary: measurement },
     { weight: 2, arbitrary: memslotOps },
+    { weight: c.vmType === 'default' ? 0 : 1, arbitrary: hugeAfterMixed },
   );
   const steps = (arb: fc.Arbitrary<Step>, n: number) => fc.array(arb, { maxLength: Math.max(0, n), size: 'max' });
   const flat = (parts: Step[][]): PrefaultOp[] => parts.flat(2).slice(0, maxOps);

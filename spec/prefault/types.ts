@@ -284,11 +284,15 @@ export type View = t.TypeOf<typeof ViewC>;
 // Helpers shared by model, impl and invariants
 
 /**
- * The largest leaf any fault can map: 1 GiB. Memslots change at run time, so
- * the reach of an op no longer depends on the initial slots' backing.
+ * The largest leaf a fault can map with these memslots: 1 GiB capped by the
+ * largest host backing among them (private leaves are 4 KiB). Leaves map
+ * memslot pages only, so no leaf can reach further from an op's range than
+ * this; both systems compute it from their live memslots for the ghost record.
  */
-export function maxLeafLevel(_config?: PrefaultConfig): number {
-  return SHARED_MAX_LEVEL;
+export function maxLeafLevel(slots: readonly Pick<Memslot, 'backing'>[]): number {
+  let backing = 1;
+  for (const s of slots) backing = Math.max(backing, LEVEL_OF[s.backing]);
+  return Math.min(SHARED_MAX_LEVEL, backing);
 }
 
 /** Index of the memslot containing gfn in gfn-sorted, disjoint `slots`, or -1. */
