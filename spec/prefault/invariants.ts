@@ -1,5 +1,5 @@
 /**
- * The six invariants of the `prefault` domain, each a predicate on one View
+ * The seven invariants of the `prefault` domain, each a predicate on one View
  * (plus the static config). Per-call rules read the ghost `last` record the
  * systems keep in their View (request, result, leaves before the op, length
  * of the measurement before the op).
