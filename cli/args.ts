@@ -16,8 +16,20 @@ export type Parsed<T extends OptionSpec> = {
 };
 
 export function parse<T extends OptionSpec>(argv: string[], options: T, allowPositionals: boolean): Parsed<T> {
+  // util.parseArgs refuses "--seed -123" (a value starting with '-'), which is how the
+  // printed reproduction lines give a negative seed: join a negative number to its option.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d+$/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
     return r as unknown as Parsed<T>;
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/, '');
