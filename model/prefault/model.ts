@@ -98,7 +98,8 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   private slots: Memslot[];
   /**
    * The VM's attributes: disjoint ranges set by KVM_SET_MEMORY_ATTRIBUTES,
-   * each overriding the default (privateByDefault) over [start, end).
+   * sorted by start, each overriding the default (privateByDefault) over
+   * [start, end).
    */
   private attrSets: AttrSet[] = [];
   /** The launch image: pages added by populate, and the order they were added in. */
@@ -137,8 +138,16 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   /** The VM's attribute of gfn: the set covering it, else the default (beyond the GFN space: shared). */
   private isPrivate(gfn: number): boolean {
     if (gfn >= GFN_LIMIT) return false;
-    for (const a of this.attrSets) if (gfn >= a.start && gfn < a.end) return a.private;
-    return this.config.privateByDefault;
+    // attrSets is sorted by start and disjoint: the last set starting at or before gfn is the only candidate.
+    let lo = 0;
+    let hi = this.attrSets.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.attrSets[mid]!.start <= gfn) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    const a = this.attrSets[hi];
+    return a !== undefined && gfn < a.end ? a.private : this.config.privateByDefault;
   }
 
   private setAttrs(start: number, end: number, priv: boolean): void {
@@ -151,7 +160,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       }
     }
     kept.push({ start, end, private: priv });
-    this.attrSets = kept;
+    this.attrSets = kept.sort((a, b) => a.start - b.start);
     this.attrCache = null;
   }
 
@@ -173,9 +182,15 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       if (level > LEVEL_OF[slot.backing]) continue;
       const n = PAGES_OF_LEVEL[level]!;
       const start = Math.floor(gfn / n) * n;
+      // Every page of the block must be in gfn's memslot ...
       const slotEnd = slot.baseGfn + slot.npages;
       let p = start;
-      while (p < start + n && p >= slot.baseGfn && p < slotEnd && !this.isPrivate(p)) p++;
+      while (p < start + n && p >= slot.baseGfn && p < slotEnd) p++;
+      // ... and be shared.
+      if (p === start + n) {
+        p = start;
+        while (p < start + n && !this.isPrivate(p)) p++;
+      }
       this.pageSteps += p - start + 1;
       if (p === start + n) return level;
     }
@@ -438,7 +453,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   /** Maximal alternating runs over [0, GFN_LIMIT), from the attribute sets. */
   private attributes(): AttrRun[] {
     if (this.attrCache !== null) return this.attrCache;
-    const sets = [...this.attrSets].sort((a, b) => a.start - b.start);
+    const sets = this.attrSets;
     const runs: AttrRun[] = [];
     const push = (gfn: number, end: number, priv: boolean): void => {
       if (gfn >= end) return;
