@@ -146,6 +146,18 @@ class SnpPopulatePassthrough extends PrefaultMmu {
   }
 }
 
+/**
+ * TDX populate reports a failure with the range as given, as SNP does, where
+ * tdx_vcpu_init_mem_region has advanced region.gpa/nr_pages past every page
+ * it added before the failing one: user space would add those pages again.
+ */
+class TdxPopulateKeepsRange extends PrefaultMmu {
+  protected override populate(gpa: number, npages: number): PopulateResult {
+    const r = super.populate(gpa, npages);
+    return this.config.vmType === 'tdx' && !r.ok ? { ok: false, error: r.error, gpa, npages } : r;
+  }
+}
+
 /** Deleting or moving a memslot leaves its mappings in place (no kvm_arch_flush_shadow_memslot). */
 class MemslotKeepsLeaves extends PrefaultMmu {
   protected override flushSlot(): void {}
@@ -245,6 +257,13 @@ export const MUTANTS: readonly PrefaultMutant[] = [
     source: 'arch/x86/kvm/svm/sev.c snp_launch_update ("if (count < 0) ... ret = -EIO"); virt/kvm/guest_memfd.c kvm_gmem_populate.',
     expectedToViolate: ['exact-range'],
     create: (c) => new SnpPopulatePassthrough(c),
+  },
+  {
+    id: 'tdx-populate-keeps-range',
+    title: 'TDX populate answers a failure with the range as given instead of the range left at the failing page',
+    source: 'arch/x86/kvm/vmx/tdx.c tdx_vcpu_init_mem_region (region.gpa += PAGE_SIZE, nr_pages-- per page done; copy_to_user of the region on return).',
+    expectedToViolate: ['exact-range'],
+    create: (c) => new TdxPopulateKeepsRange(c),
   },
   {
     id: 'memslot-keeps-leaves',

@@ -630,6 +630,7 @@ describe('prefault', () => {
         'snp-populate-maps': [SNP, [populate(0, 1)]],
         'private-noslot-enoent': [SWP, [pf(512 * K, K)]],
         'snp-populate-passthrough': [SNP, [populate(0, 1), populate(0, 1)]],
+        'tdx-populate-keeps-range': [TDX, [populate(K, 1), populate(0, 3)]],
         'memslot-keeps-leaves': [DEFAULT2M, [pf(0, K), umr(0, 0, 0)]],
         'memslot-overlap-accepted': [DEFAULT2M, [umr(1, 100, 8)]],
       };
