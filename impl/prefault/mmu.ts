@@ -791,7 +791,9 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
       while (j < live.length && live[j]!.gfn < end) j++;
       const fresh = this.leavesIn(start, end);
       if (j - i === 1 && fresh.length === 1) live[i] = fresh[0]!;
-      else live.splice(i, j - i, ...fresh);
+      else if (fresh.length < 4096) live.splice(i, j - i, ...fresh);
+      // A spread of millions of leaves (a pre-fault of private memory) would overflow the call stack.
+      else this.liveLeaves = live.slice(0, i).concat(fresh, live.slice(j));
       this.dirtyStart = Infinity;
       this.dirtyEnd = -Infinity;
     }

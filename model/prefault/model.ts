@@ -63,6 +63,25 @@ class PageMap {
       if (leaf === undefined && c.every((l) => l === undefined)) this.chunks.delete(k);
     }
   }
+  /** The leaves overlapping [start, end), in gfn order (a leaf covering `start` included). */
+  leavesIn(start: number, end: number): Leaf[] {
+    const out: Leaf[] = [];
+    for (let p = start; p < end; ) {
+      const c = this.chunks.get(Math.floor(p / 512));
+      if (c === undefined) {
+        p = (Math.floor(p / 512) + 1) * 512;
+        continue;
+      }
+      const l = c[p % 512];
+      if (l === undefined) {
+        p++;
+        continue;
+      }
+      out.push(l);
+      p = l.gfn + pagesOf(l.size);
+    }
+    return out;
+  }
   /**
    * Every distinct leaf (found at its first page), skipping over the pages a
    * leaf covers: the cost is chunks + leaves, not mapped pages.
@@ -111,7 +130,14 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
    * `view()` recomputes them from the page map instead, so the harness can
    * compare the two.
    */
-  private readonly leafList: Leaf[] = [];
+  private leafList: Leaf[] = [];
+  /**
+   * The range installs changed since leafList was last brought up to date:
+   * leafList is re-read from the page map over it when next needed, once per
+   * op rather than one splice per installed leaf.
+   */
+  private staleStart = Infinity;
+  private staleEnd = -Infinity;
   private attrCache: AttrRun[] | null = null;
   private slotCache: Memslot[] | null = null;
   /** The gfn range changed since the last liveView(). */
@@ -203,11 +229,8 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     const leaf: Leaf = { gfn: start, size: SIZE_OF_LEVEL[level]!, private: priv };
     this.pages.fill(start, start + n, leaf);
     this.pageSteps += n;
-    // The leaves it replaces all lie inside the new one.
-    const i = firstLeafEndingAfter(this.leafList, start);
-    let j = i;
-    while (j < this.leafList.length && this.leafList[j]!.gfn < start + n) j++;
-    this.leafList.splice(i, j - i, leaf);
+    this.staleStart = Math.min(this.staleStart, start);
+    this.staleEnd = Math.max(this.staleEnd, start + n);
     this.touch(start, start + n);
     this.leavesInstalled++;
   }
@@ -229,7 +252,23 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     return this.pages.get(gfn)!;
   }
 
+  /** The leaves in gfn order, re-read from the page map over the range installs changed. */
+  private leaves(): Leaf[] {
+    if (this.staleStart < this.staleEnd) {
+      const list = this.leafList;
+      const i = firstLeafEndingAfter(list, this.staleStart);
+      let j = i;
+      while (j < list.length && list[j]!.gfn < this.staleEnd) j++;
+      // concat, not splice(...fresh): a pre-fault of private memory can install millions of leaves at once.
+      this.leafList = list.slice(0, i).concat(this.pages.leavesIn(this.staleStart, this.staleEnd), list.slice(j));
+      this.staleStart = Infinity;
+      this.staleEnd = -Infinity;
+    }
+    return this.leafList;
+  }
+
   private zapRange(gfn: number, npages: number): void {
+    this.leaves();
     const i = firstLeafEndingAfter(this.leafList, gfn);
     let j = i;
     while (j < this.leafList.length && this.leafList[j]!.gfn < gfn + npages) j++;
@@ -259,7 +298,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   private readonly handlers: OpHandlers<PrefaultOp, PrefaultResult> = {
     preFault: ({ gpa, size, flags, signalAfter }) => {
       const signal = signalAfter ?? null;
-      const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leafList, ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, maxLeafLevel(this.slots))) : [];
+      const before = preFaultArgsValid(gpa, size, flags) ? leavesIn(this.leaves(), ...reachOf(gpa / PAGE_SIZE, size / PAGE_SIZE, maxLeafLevel(this.slots))) : [];
       const r = this.preFault(gpa, size, flags, signal);
       const result: GhostResult = { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size };
       this.ghost({ request: { gpa, size, flags, signalAfter: signal }, result, before });
@@ -284,7 +323,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
       return { ok: true };
     },
     guestAccess: ({ gfn }) => {
-      this.ghost({ gfn, before: leavesIn(this.leafList, ...reachOf(gfn, 1, maxLeafLevel(this.slots))) });
+      this.ghost({ gfn, before: leavesIn(this.leaves(), ...reachOf(gfn, 1, maxLeafLevel(this.slots))) });
       const r = this.guestAccess(gfn);
       this.last!.result = { ok: r.ok, error: r.error ?? null, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE };
       return r;
@@ -308,7 +347,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     mappings: ({ gfn, npages }) => {
       this.ghost({});
       if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
-      return { ok: true, leaves: leavesIn(this.leafList, gfn, gfn + npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
+      return { ok: true, leaves: leavesIn(this.leaves(), gfn, gfn + npages).map((l) => ({ gfn: l.gfn, size: l.size })) };
     },
     measurement: () => {
       this.ghost({});
@@ -499,7 +538,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
     this.dirtyStart = Infinity;
     this.dirtyEnd = -Infinity;
     return {
-      view: { finalized: this.finalized, leaves: this.leafList, memslots: this.memslots(), attributes: this.attributes(), measurement: this.measured, last: this.last },
+      view: { finalized: this.finalized, leaves: this.leaves(), memslots: this.memslots(), attributes: this.attributes(), measurement: this.measured, last: this.last },
       scope,
     };
   }

@@ -211,7 +211,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
         [slotOp(65536 + 3, 0, 1)],
         [slotOp(31, 0, 2 ** 31)],
         [slotOp(31, GFN_LIMIT - 4, 8)],
-        [slotOp(31, 2 ** 30, 2 ** 24 + 1)],
+        [slotOp(31, 2 ** 30, 2 ** 22 + 1)],
         [slotOp(30, 0, 0)],
       ),
     },

@@ -67,7 +67,7 @@ export function resolveConfig(input: unknown): Resolved<PrefaultConfig> {
     } else ids.set(s.id, i);
   });
   if (total > MEMSLOT_PAGES_BUDGET) {
-    errors.push({ path: '$.config.memslots', message: `the memslots hold ${total} pages, above hvspec's budget of 2^24 pages (64 GiB) per VM` });
+    errors.push({ path: '$.config.memslots', message: `the memslots hold ${total} pages, above hvspec's budget of 2^22 pages (16 GiB) per VM` });
   }
   const order = slots.map((s, i) => ({ s, i })).sort((a, b) => a.s.baseGfn - b.s.baseGfn);
   // Sorted by baseGfn, a slot can only overlap one that starts before its end: compare neighbours.
