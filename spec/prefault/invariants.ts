@@ -151,7 +151,7 @@ export const measureOnce: Invariant<PrefaultConfig, View, Scope> = {
   id: 'measure-once',
   title: 'Every page is measured at most once, in populate order',
   statement:
-    'Each page appears in the launch measurement at most once, and only populate extends it, with the pages of the call in ascending order from its first page; preFault, guest faults and repeated calls never measure.',
+    'Each page appears in the launch image (the `measurement` query: membership in order, not a digest) at most once, and only populate extends it, with the pages of the call in ascending order from its first page; preFault, guest faults and repeated calls never add to it.',
   source: `${SEED}: "For SNP or TDX, we map page to GPA, it's one time operation. It updates measurement." and "the following mapping of GPA2 fails"; commit 9aed7a6c0b59 (api.rst): KVM_PRE_FAULT_MEMORY performs no CoCo operation (no TDH.MEM.PAGE.ADD / TDH.MR.EXTEND).`,
   check(view) {
     const last = view.last;
