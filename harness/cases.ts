@@ -171,6 +171,9 @@ export interface CaseOutcome<R> {
   readonly steps: number;
 }
 
+/** Cases up to this many steps are fully checked after every step when replayed. */
+export const REPLAY_FULL_CHECK_STEPS = 2000;
+
 /** Replay a loaded case in lockstep (against a mutant when `mutant` is given). */
 export function replayCase(c: SomeCase, options: { mutant?: string; tallies?: Tallies } = {}): CaseOutcome<unknown> {
   return c.use((d, loaded) => {
@@ -178,7 +181,11 @@ export function replayCase(c: SomeCase, options: { mutant?: string; tallies?: Ta
       d,
       loaded.config,
       loaded.ops,
-      { expects: loaded.expects, fullCheckEvery: 1, ...(options.tallies ? { tallies: options.tallies } : {}) },
+      // A full check (fresh Views, every invariant on them) after every step of a short case; a long
+      // one gets runTrace's adaptive period, whose cost per step does not grow with the View: with a
+      // full check per step a 100,000-step case costs steps x View size. Results and expects are
+      // still checked at every step, and the last step always gets a full check.
+      { expects: loaded.expects, fullCheckEvery: loaded.ops.length <= REPLAY_FULL_CHECK_STEPS ? 1 : undefined, ...(options.tallies ? { tallies: options.tallies } : {}) },
       implFactory(d, options.mutant),
     );
     return { file: c.file, name: c.name, domainId: c.domainId, failure: out.failure, results: out.results, steps: loaded.ops.length };

@@ -53,6 +53,9 @@ class PrefaultSession implements KernelSession<PrefaultOp, PrefaultResult, View>
   private readonly handlers: OpHandlers<PrefaultOp, Promise<KernelStep<PrefaultResult>>> = {
     preFault: ({ gpa, size, flags, signalAfter }) => this.preFault(gpa, size, flags, signalAfter),
     populate: () => notRun('needs an SNP or TDX VM'),
+    // The argument checks compared here come before any memslot lookup; the layout
+    // matters only to valid pre-faults, which need TDP.
+    setUserMemoryRegion: () => notRun('memslot layout only matters to valid pre-faults, which need TDP here'),
     finalize: () => notRun('needs an SNP or TDX VM'),
     guestAccess: () => notRun('leaf levels are not observable on this host (no TDP)'),
     setAttributes: () => notRun((this.host.caps['memoryAttributes'] ?? 0) === 0 ? 'no KVM_CAP_MEMORY_ATTRIBUTES' : 'attributes only matter for private memory (no TDP here)'),

@@ -20,11 +20,15 @@
 import type { System } from '../../harness/domain';
 import {
   GFN_LIMIT,
+  KVM_MEM_MAX_NR_PAGES,
+  KVM_USER_MEM_SLOTS,
   LEVEL_OF,
+  MEMSLOT_PAGES_BUDGET,
   PAGES_OF_LEVEL,
   PAGE_SIZE,
+  PRIVATE_MAX_LEVEL,
+  SHARED_MAX_LEVEL,
   SIZE_OF_LEVEL,
-  VM_MAX_LEVEL,
   isConfidential,
   firstLeafEndingAfter,
   maxLeafLevel,
@@ -33,7 +37,9 @@ import {
   type AttrRun,
   type LastOp,
   type Leaf,
+  type LeafSize,
   type Memslot,
+  type PopulateResult,
   type PreFaultResult,
   type PrefaultConfig,
   type PrefaultOp,
@@ -54,11 +60,12 @@ export const SPTE_PRIVATE = 1 << 2;
 export const SPTE_CHILD_SHIFT = 3;
 
 /** Kernel errno values the pre-fault path returns negated, and their names in results. */
-const ENOENT = 2;
-const EINTR = 4;
-const EIO = 5;
-const EOPNOTSUPP = 95;
-const ERRNO_NAME: Readonly<Record<number, string>> = { [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EIO]: 'EIO', [EOPNOTSUPP]: 'EOPNOTSUPP' };
+export const ENOENT = 2;
+export const EINTR = 4;
+export const EIO = 5;
+export const EFAULT = 14;
+export const EOPNOTSUPP = 95;
+const ERRNO_NAME: Readonly<Record<number, string>> = { [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EIO]: 'EIO', [EFAULT]: 'EFAULT', [EOPNOTSUPP]: 'EOPNOTSUPP' };
 
 export const PT_ENTRIES = 512;
 /** Root level: PML4, each entry 512 GiB. */
@@ -81,24 +88,39 @@ function pteIndex(gfn: number, level: number): number {
   return ((gfn % ROOT_SPAN) >>> SHIFT[level]!) & (PT_ENTRIES - 1);
 }
 
-/** Per-memslot state: bounds, backing level, attribute run-lengths, added-page bitmap. */
+/** Per-memslot state: bounds and backing level (KVM's struct kvm_memory_slot, reduced). */
 interface SlotState {
   readonly slot: Memslot;
   readonly base: number;
   readonly end: number;
   readonly backingLevel: number;
-  /** Run starts, ascending, first = base; runs are maximal (neighbours differ). */
-  runStart: number[];
-  runPrivate: boolean[];
-  /** One bit per page: added by populate (allocated on first populate). */
-  addedBits: Uint32Array | null;
+  /** KVM_MEM_GUEST_MEMFD: private memory can be mapped from this slot. */
+  readonly gmem: boolean;
 }
+
+function slotState(s: Memslot): SlotState {
+  return { slot: s, base: s.baseGfn, end: s.baseGfn + s.npages, backingLevel: LEVEL_OF[s.backing], gmem: s.guestMemfd };
+}
+
+/** Pages per chunk of the launch-image bitmap (one Uint32Array of 16 words per 512 pages touched). */
+const ADDED_CHUNK = 512;
 
 export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Scope> {
   protected finalized = false;
-  protected readonly vmMaxLevel: number;
   protected readonly confidential: boolean;
-  protected readonly slots: SlotState[];
+  /** The live memslots, sorted by base gfn (search_memslots). */
+  protected slots: SlotState[];
+  /**
+   * The VM's attributes (kvm->mem_attr_array, per VM, not per slot): run
+   * starts ascending from gfn 0, runs maximal (neighbours differ), the last
+   * running to GFN_LIMIT.
+   */
+  private runStart: number[];
+  private runPrivate: boolean[];
+  /** The launch image (pages added by populate), a sparse bitmap in 512-page chunks keyed by gfn / 512. */
+  private readonly added = new Map<number, Uint32Array>();
+  private slotPages: number;
+  private slotView: Memslot[] | null = null;
 
   // The table pool.
   private spt = new Uint32Array(PT_ENTRIES * 8);
@@ -113,25 +135,19 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   private liveLeaves: Leaf[] = [];
   private dirtyStart = Infinity;
   private dirtyEnd = -Infinity;
-  private readonly reachLevel: number;
+  /** maxLeafLevel of the live slots, recomputed when they change. */
+  private reachLevel: number;
   private attrCache: AttrRun[] | null = null;
-  private measurementCache: number[] | null = [];
 
   private stats = { leavesInstalled: 0, pagesCovered: 0, tablesAllocated: 1, chunks: 0 };
 
   constructor(protected readonly config: PrefaultConfig) {
-    this.vmMaxLevel = VM_MAX_LEVEL[config.vmType];
     this.confidential = isConfidential(config.vmType);
-    this.reachLevel = maxLeafLevel(config);
-    this.slots = config.memslots.map((s) => ({
-      slot: s,
-      base: s.baseGfn,
-      end: s.baseGfn + s.npages,
-      backingLevel: LEVEL_OF[s.backing],
-      runStart: [s.baseGfn],
-      runPrivate: [config.privateByDefault],
-      addedBits: null,
-    }));
+    this.reachLevel = maxLeafLevel(config.memslots);
+    this.slots = config.memslots.map(slotState);
+    this.slotPages = config.memslots.reduce((n, s) => n + s.npages, 0);
+    this.runStart = [0];
+    this.runPrivate = [config.privateByDefault];
   }
 
   // -- table pool ----------------------------------------------------------
@@ -307,30 +323,33 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return undefined;
   }
 
-  /** Index of the attribute run containing gfn (gfn inside the slot). */
-  private runIndex(s: SlotState, gfn: number): number {
+  /** Index of the attribute run containing gfn (gfn < GFN_LIMIT). */
+  private runIndex(gfn: number): number {
+    const rs = this.runStart;
     let lo = 0;
-    let hi = s.runStart.length - 1;
+    let hi = rs.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (s.runStart[mid]! <= gfn) lo = mid;
+      if (rs[mid]! <= gfn) lo = mid;
       else hi = mid - 1;
     }
     return lo;
   }
 
-  protected isPrivate(s: SlotState, gfn: number): boolean {
-    return s.runPrivate[this.runIndex(s, gfn)]!;
+  /** kvm_mem_is_private(): the VM's attribute of gfn (beyond the GFN space: shared). */
+  protected isPrivate(gfn: number): boolean {
+    return gfn < GFN_LIMIT && this.runPrivate[this.runIndex(gfn)]!;
   }
 
-  /** Whether [start, end) (inside the slot) has a single attribute: one run covers it, since runs are maximal. */
-  protected attrsUniform(s: SlotState, start: number, end: number): boolean {
-    const i = this.runIndex(s, start);
-    const runEnd = i + 1 < s.runStart.length ? s.runStart[i + 1]! : s.end;
+  /** Whether [start, end) has a single attribute: one run covers it, since runs are maximal. */
+  protected attrsUniform(start: number, end: number): boolean {
+    const i = this.runIndex(start);
+    const runEnd = i + 1 < this.runStart.length ? this.runStart[i + 1]! : GFN_LIMIT;
     return runEnd >= end;
   }
 
-  private setAttrRange(s: SlotState, start: number, end: number, priv: boolean): void {
+  /** Set [start, end) to `priv`, keeping the runs maximal. */
+  private setAttrRange(start: number, end: number, priv: boolean): void {
     const starts: number[] = [];
     const privs: boolean[] = [];
     // Pushed in increasing gfn order; a run with its predecessor's attribute merges into it.
@@ -339,11 +358,11 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
       starts.push(g);
       privs.push(p);
     };
-    const n = s.runStart.length;
+    const n = this.runStart.length;
     for (let i = 0; i < n; i++) {
-      const rs = s.runStart[i]!;
-      const re = i + 1 < n ? s.runStart[i + 1]! : s.end;
-      const rp = s.runPrivate[i]!;
+      const rs = this.runStart[i]!;
+      const re = i + 1 < n ? this.runStart[i + 1]! : GFN_LIMIT;
+      const rp = this.runPrivate[i]!;
       if (re <= start || rs >= end) push(rs, rp);
       else {
         if (rs < start) push(rs, rp);
@@ -351,8 +370,8 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
         if (re > end) push(end, rp);
       }
     }
-    s.runStart = starts;
-    s.runPrivate = privs;
+    this.runStart = starts;
+    this.runPrivate = privs;
     this.attrCache = null;
   }
 
@@ -364,20 +383,26 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   }
 
   /**
-   * The largest level for a fault at gfn: capped by the VM type (SNP 2M, TDX
-   * 4K), by the slot's host backing and, before a confidential VM is
-   * finalized, at 4K; then lowered until the aligned block lies inside the
-   * slot and has one attribute.
+   * The largest level for a fault at gfn. Private memory: guest_memfd's
+   * order-0 folios (`__kvm_gmem_get_pfn`: max_order 0) make it 4 KiB, below
+   * any private_max_mapping_level (SNP 2M, TDX 4K). Shared memory: 1 GiB,
+   * capped by the slot's host backing, then lowered until the aligned block
+   * lies inside the slot and has one attribute (KVM_LPAGE_MIXED_FLAG).
    */
-  protected faultLevel(s: SlotState, gfn: number): number {
-    let level = Math.min(this.vmMaxLevel, s.backingLevel);
-    if (this.confidential && !this.finalized) level = 1;
+  protected faultLevel(s: SlotState, gfn: number, isPrivate: boolean): number {
+    if (isPrivate) return this.privateLevel(s);
+    let level = Math.min(SHARED_MAX_LEVEL, s.backingLevel);
     for (; level > 1; level--) {
       const n = PAGES_OF_LEVEL[level]!;
       const start = gfn - (gfn % n);
-      if (this.blockFitsSlot(s, start, start + n) && this.attrsUniform(s, start, start + n)) break;
+      if (this.blockFitsSlot(s, start, start + n) && this.attrsUniform(start, start + n)) break;
     }
     return level;
+  }
+
+  /** The level of a private leaf: guest_memfd's max_order 0. */
+  protected privateLevel(_s: SlotState): number {
+    return PRIVATE_MAX_LEVEL;
   }
 
   /**
@@ -388,9 +413,18 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return true;
   }
 
-  /** Map gfn as a read fault would; returns the level of the leaf now covering it. */
-  protected mapFault(s: SlotState, gfn: number): number {
-    return this.tdpMap(gfn, this.faultLevel(s, gfn), this.isPrivate(s, gfn));
+  /**
+   * Map gfn as a read fault would; returns the level of the leaf now covering
+   * it, or -errno: a private gfn needs a guest_memfd slot (no slot:
+   * kvm_handle_noslot_fault; a slot without guest_memfd:
+   * kvm_faultin_pfn_private), else EFAULT; a shared gfn in no slot is MMIO
+   * (RET_PF_EMULATE, which the pre-fault path turns into ENOENT).
+   */
+  protected mapFault(s: SlotState | undefined, gfn: number): number {
+    const priv = this.isPrivate(gfn);
+    if (priv && (s === undefined || !s.gmem)) return -EFAULT;
+    if (s === undefined) return -ENOENT;
+    return this.tdpMap(gfn, this.faultLevel(s, gfn, priv), priv);
   }
 
   /**
@@ -448,8 +482,8 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     if (!this.prefaultAllowed()) return -EOPNOTSUPP;
     const gfn = gpa / PAGE_SIZE;
     const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
-    if (s === undefined) return -ENOENT; // no memslot: RET_PF_EMULATE -> -ENOENT
     const level = this.mapFault(s, gfn);
+    if (level < 0) return level;
     const n = PAGES_OF_LEVEL[level]!;
     const leafEnd = (gfn - (gfn % n) + n) * PAGE_SIZE;
     return this.chunkAdvance(gpa, size, leafEnd);
@@ -479,62 +513,154 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
 
   // -- populate (TDX INIT_MEM_REGION / SNP LAUNCH_UPDATE) -------------------
 
-  protected isAdded(s: SlotState, gfn: number): boolean {
-    const off = gfn - s.base;
-    return s.addedBits !== null && (s.addedBits[off >>> 5]! & (1 << (off & 31))) !== 0;
+  protected isAdded(gfn: number): boolean {
+    const c = this.added.get(Math.floor(gfn / ADDED_CHUNK));
+    const off = gfn % ADDED_CHUNK;
+    return c !== undefined && (c[off >>> 5]! & (1 << (off & 31))) !== 0;
   }
 
-  private markAdded(s: SlotState, gfn: number): void {
-    s.addedBits ??= new Uint32Array(Math.ceil(s.slot.npages / 32));
-    const off = gfn - s.base;
-    s.addedBits[off >>> 5] = s.addedBits[off >>> 5]! | (1 << (off & 31));
+  private markAdded(gfn: number): void {
+    const k = Math.floor(gfn / ADDED_CHUNK);
+    let c = this.added.get(k);
+    if (c === undefined) {
+      c = new Uint32Array(ADDED_CHUNK / 32);
+      this.added.set(k, c);
+    }
+    const off = gfn % ADDED_CHUNK;
+    c[off >>> 5] = c[off >>> 5]! | (1 << (off & 31));
   }
 
-  /** The level populate maps an added page at: always 4K (the page is added and measured on its own). */
-  protected populateLevel(_s: SlotState, _gfn: number, _first: number, _npages: number): number {
-    return 1;
-  }
-
-  /** Extend the launch measurement with one page (TDH.MR.EXTEND / the SNP launch digest). */
+  /** Add one page to the launch image (TDH.MEM.PAGE.ADD / SNP_LAUNCH_UPDATE) and record it in order. */
   protected measurePage(gfn: number): void {
+    this.markAdded(gfn);
     this.measured.push(gfn);
-    this.measurementCache = null;
   }
 
   /**
-   * Add one page of the initial image: check it (no memslot or shared: EINVAL;
-   * already added: EEXIST), then add, measure and map it. Returns the errno
-   * name, or null when added.
+   * kvm_gmem_populate's per-page checks: a guest_memfd slot (kvm_slot_has_gmem),
+   * the PRIVATE attribute (EINVAL); then the vendor's: SNP's RMP entry must
+   * not be assigned yet (sev_gmem_post_populate: EEXIST), TDX's page must not
+   * be mapped and added yet (the S-EPT map / TDH.MEM.PAGE.ADD fails: EIO).
+   * Returns the errno name, or null when the page can be added.
    */
-  protected addPage(s: SlotState | undefined, g: number, first: number, npages: number): string | null {
-    if (s === undefined) return 'EINVAL';
-    if (this.isAdded(s, g)) return 'EEXIST';
-    if (!this.isPrivate(s, g)) return 'EINVAL';
-    this.markAdded(s, g);
-    this.measurePage(g);
-    const level = this.populateLevel(s, g, first, npages);
-    if (this.lookup(g) < level) this.installLeaf(g, level, true);
+  protected populateCheck(s: SlotState | undefined, g: number): string | null {
+    if (s === undefined || !s.gmem) return 'EINVAL';
+    if (!this.isPrivate(g)) return 'EINVAL';
+    if (this.isAdded(g)) return this.config.vmType === 'snp' ? 'EEXIST' : 'EIO';
     return null;
   }
 
-  protected populate(gpa: number, npages: number): PrefaultResult {
-    if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL', gpa };
-    if (gpa % PAGE_SIZE !== 0 || npages === 0) return { ok: false, error: 'EINVAL', gpa };
+  /**
+   * SNP's post-populate: the page becomes private in the RMP and is measured
+   * by the firmware; no NPT entry is installed (sev_gmem_post_populate calls
+   * rmp_make_private at 4K and SNP_LAUNCH_UPDATE, nothing else). TDX's maps
+   * the page at 4K first (tdx_gmem_post_populate -> kvm_tdp_map_page /
+   * kvm_tdp_mmu_map_private_pfn), then adds it.
+   */
+  protected postPopulate(s: SlotState, g: number, first: number, npages: number): void {
+    this.measurePage(g);
+    if (this.config.vmType !== 'tdx') return;
+    const level = this.populateLevel(s, g, first, npages);
+    if (this.lookup(g) < level) this.installLeaf(g, level, true);
+  }
+
+  /** The level TDX's populate maps a page at: 4K (private memory, and the page is added on its own). */
+  protected populateLevel(_s: SlotState, _g: number, _first: number, _npages: number): number {
+    return 1;
+  }
+
+  protected populate(gpa: number, npages: number): PopulateResult {
+    const vm = this.config.vmType;
+    if ((vm !== 'snp' && vm !== 'tdx') || gpa % PAGE_SIZE !== 0) return { ok: false, error: 'EINVAL', gpa, npages };
     const first = gpa / PAGE_SIZE;
-    for (let g = first; g < first + npages; g++) {
-      const error = this.addPage(g < GFN_LIMIT ? this.findSlot(g) : undefined, g, first, npages);
-      if (error !== null) return { ok: false, error, gpa: g * PAGE_SIZE };
+    if (vm === 'tdx') {
+      // tdx_vcpu_init_mem_region: refused once the TD is runnable, or for an empty range.
+      if (this.finalized || npages === 0) return { ok: false, error: 'EINVAL', gpa, npages };
+      // One kvm_gmem_populate call per page; its errno is returned as is, the range left at the failing page.
+      for (let k = 0; k < npages; k++) {
+        const g = first + k;
+        const slot = g < GFN_LIMIT ? this.findSlot(g) : undefined;
+        const why = this.populateCheck(slot, g);
+        if (why !== null || slot === undefined) return { ok: false, error: why ?? 'EINVAL', gpa: g * PAGE_SIZE, npages: npages - k };
+        this.postPopulate(slot, g, first, npages);
+      }
+      return { ok: true, gpa: (first + npages) * PAGE_SIZE, npages: 0 };
     }
+    // snp_launch_update: the first page's slot must be able to hold private memory.
+    const s = first < GFN_LIMIT ? this.findSlot(first) : undefined;
+    if (s === undefined || !s.gmem) return { ok: false, error: 'EINVAL', gpa, npages };
+    // Firmware refuses LAUNCH_UPDATE after LAUNCH_FINISH, and npages 0 trips kvm_gmem_populate's
+    // WARN: either way kvm_gmem_populate returns < 0, which snp_launch_update reports as EIO.
+    if (this.finalized || npages === 0) return { ok: false, error: 'EIO', gpa, npages };
+    // kvm_gmem_populate cuts the request at the slot's end and returns the pages done
+    // unless the very first one failed ("ret && !i ? ret : i").
+    const todo = Math.min(npages, s.end - first);
+    let done = 0;
+    while (done < todo && this.populateCheck(s, first + done) === null) this.postPopulate(s, first + done++, first, npages);
+    if (done === 0) return { ok: false, error: 'EIO', gpa, npages };
+    return { ok: true, gpa: (first + done) * PAGE_SIZE, npages: npages - done };
+  }
+
+  // -- memslots (KVM_SET_USER_MEMORY_REGION2) --------------------------------
+
+  /** kvm_check_memslot_overlap: another slot intersects [base, end). */
+  protected overlaps(id: number, base: number, end: number): boolean {
+    for (const s of this.slots) if (s.slot.id !== id && s.base < end && base < s.end) return true;
+    return false;
+  }
+
+  /** kvm_arch_flush_shadow_memslot: a deleted or moved slot's mappings go. */
+  protected flushSlot(s: SlotState): void {
+    this.zapRange(s.base, s.end);
+  }
+
+  private installSlots(slots: SlotState[]): void {
+    this.slots = slots.sort((a, b) => a.base - b.base);
+    this.slotView = null;
+    let level = 1;
+    for (const s of this.slots) level = Math.max(level, s.backingLevel);
+    this.reachLevel = Math.min(SHARED_MAX_LEVEL, level);
+  }
+
+  /** kvm_set_memory_region: the checks in its order, then create, delete or move. */
+  protected setMemoryRegion(id: number, baseGfn: number, npages: number, backing: LeafSize, guestMemfd: boolean): PrefaultResult {
+    if (id >= KVM_USER_MEM_SLOTS || npages > KVM_MEM_MAX_NR_PAGES) return { ok: false, error: 'EINVAL' };
+    let old: SlotState | undefined;
+    for (const s of this.slots) if (s.slot.id === id) old = s;
+    if (npages === 0) {
+      if (old === undefined) return { ok: false, error: 'EINVAL' };
+      this.flushSlot(old);
+      this.slotPages -= old.slot.npages;
+      this.installSlots(this.slots.filter((s) => s !== old));
+      return { ok: true };
+    }
+    if (old !== undefined) {
+      // "Private memslots are immutable, they can only be deleted"; the host mapping and size are fixed.
+      if (guestMemfd || old.gmem || npages !== old.slot.npages || backing !== old.slot.backing) return { ok: false, error: 'EINVAL' };
+      if (baseGfn === old.base) return { ok: true }; // nothing to change
+      if (this.overlaps(id, baseGfn, baseGfn + npages)) return { ok: false, error: 'EEXIST' };
+      if (baseGfn + npages > GFN_LIMIT) return { ok: false, error: 'EINVAL' };
+      this.flushSlot(old);
+      const moved = slotState({ ...old.slot, baseGfn });
+      this.installSlots(this.slots.map((s) => (s === old ? moved : s)));
+      return { ok: true };
+    }
+    if (this.overlaps(id, baseGfn, baseGfn + npages)) return { ok: false, error: 'EEXIST' };
+    if (baseGfn + npages > GFN_LIMIT) return { ok: false, error: 'EINVAL' };
+    if (this.slotPages + npages > MEMSLOT_PAGES_BUDGET) return { ok: false, error: 'ENOMEM' };
+    this.slotPages += npages;
+    this.installSlots([...this.slots, slotState({ id, baseGfn, npages, backing, guestMemfd })]);
     return { ok: true };
   }
 
   /** A guest access: an EPT/NPT violation if the page is unmapped. */
   private guestAccess(gfn: number): PrefaultResult {
     if (this.confidential && !this.finalized) return { ok: false, error: 'EINVAL' };
-    const s = gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined;
-    if (s === undefined) return { ok: false, error: 'MMIO' };
     // A present mapping does not fault at all.
-    if (this.lookup(gfn) === 0) this.mapFault(s, gfn);
+    if (gfn < GFN_LIMIT && this.lookup(gfn) !== 0) return { ok: true };
+    const r = this.mapFault(gfn < GFN_LIMIT ? this.findSlot(gfn) : undefined, gfn);
+    if (r === -EFAULT) return { ok: false, error: 'EFAULT' };
+    if (r === -ENOENT) return { ok: false, error: 'MMIO' };
     return { ok: true };
   }
 
@@ -547,7 +673,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   apply(op: PrefaultOp): PrefaultResult {
     const measuredBefore = this.measured.length;
     const ghost = (gfn: number | null, before: Leaf[] = []): void => {
-      this.last = { op: op.op, measuredBefore, gfn, request: null, result: null, before };
+      this.last = { op: op.op, measuredBefore, gfn, request: null, result: null, before, populate: null };
     };
     // A plain switch: this is the hot path of the lockstep run.
     switch (op.op) {
@@ -563,12 +689,20 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
           request: { gpa, size, flags, signalAfter },
           result: { ok: r.ok, error: r.ok ? null : r.error, gpa: r.gpa, size: r.size },
           before,
+          populate: null,
         };
         return r;
       }
-      case 'populate':
-        ghost(op.args.gpa % PAGE_SIZE === 0 ? op.args.gpa / PAGE_SIZE : null);
-        return this.populate(op.args.gpa, op.args.npages);
+      case 'populate': {
+        const { gpa, npages } = op.args;
+        const r = this.populate(gpa, npages);
+        ghost(gpa % PAGE_SIZE === 0 ? gpa / PAGE_SIZE : null);
+        this.last!.populate = { gpa, npages, ok: r.ok, error: r.ok ? null : r.error, resGpa: r.gpa, resNpages: r.npages };
+        return r;
+      }
+      case 'setUserMemoryRegion':
+        ghost(null);
+        return this.setMemoryRegion(op.args.slot, op.args.baseGfn, op.args.npages, op.args.backing ?? '2m', op.args.guestMemfd ?? false);
       case 'finalize':
         ghost(null);
         if (!this.confidential || this.finalized) return { ok: false, error: 'EINVAL' };
@@ -584,14 +718,11 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
       case 'setAttributes': {
         ghost(null);
         const { gfn, npages } = op.args;
+        // KVM_X86_DEFAULT_VM supports no memory attributes (kvm_supported_mem_attributes() == 0):
+        // the ioctl is refused outright (live kernel: ENOTTY, KVM_CAP_MEMORY_ATTRIBUTES 0).
+        if (this.config.vmType === 'default') return { ok: false, error: 'ENOTTY' };
         if (this.rangeBad(gfn, npages)) return { ok: false, error: 'EINVAL' };
-        // KVM_X86_DEFAULT_VM supports no memory attributes (kvm_supported_mem_attributes() == 0).
-        if (op.args.private && this.config.vmType === 'default') return { ok: false, error: 'EINVAL' };
-        for (const s of this.slots) {
-          const a = Math.max(gfn, s.base);
-          const b = Math.min(gfn + npages, s.end);
-          if (a < b) this.setAttrRange(s, a, b, op.args.private);
-        }
+        this.setAttrRange(gfn, gfn + npages, op.args.private);
         this.touch(gfn, gfn + npages);
         // kvm_arch_pre_set_memory_attributes: unmap the range; a huge leaf partly inside goes whole.
         this.zapRange(gfn, gfn + npages);
@@ -617,16 +748,19 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   private attributes(): AttrRun[] {
     if (this.attrCache === null) {
       const runs: AttrRun[] = [];
-      for (const s of this.slots) {
-        for (let i = 0; i < s.runStart.length; i++) {
-          const g = s.runStart[i]!;
-          const e = i + 1 < s.runStart.length ? s.runStart[i + 1]! : s.end;
-          runs.push({ gfn: g, npages: e - g, private: s.runPrivate[i]! });
-        }
+      const rs = this.runStart;
+      for (let i = 0; i < rs.length; i++) {
+        const e = i + 1 < rs.length ? rs[i + 1]! : GFN_LIMIT;
+        runs.push({ gfn: rs[i]!, npages: e - rs[i]!, private: this.runPrivate[i]! });
       }
       this.attrCache = runs;
     }
     return this.attrCache;
+  }
+
+  private memslots(): Memslot[] {
+    this.slotView ??= this.slots.map((s) => s.slot);
+    return this.slotView;
   }
 
   /** The abstraction function from scratch: walk the whole table. */
@@ -634,6 +768,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
     return {
       finalized: this.finalized,
       leaves: this.leavesIn(0, GFN_LIMIT),
+      memslots: this.memslots(),
       attributes: this.attributes(),
       measurement: [...this.measured],
       last: this.last,
@@ -656,13 +791,14 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
       while (j < live.length && live[j]!.gfn < end) j++;
       const fresh = this.leavesIn(start, end);
       if (j - i === 1 && fresh.length === 1) live[i] = fresh[0]!;
-      else live.splice(i, j - i, ...fresh);
+      else if (fresh.length < 4096) live.splice(i, j - i, ...fresh);
+      // A spread of millions of leaves (a pre-fault of private memory) would overflow the call stack.
+      else this.liveLeaves = live.slice(0, i).concat(fresh, live.slice(j));
       this.dirtyStart = Infinity;
       this.dirtyEnd = -Infinity;
     }
-    this.measurementCache ??= [...this.measured];
     return {
-      view: { finalized: this.finalized, leaves: this.liveLeaves, attributes: this.attributes(), measurement: this.measurementCache, last: this.last },
+      view: { finalized: this.finalized, leaves: this.liveLeaves, memslots: this.memslots(), attributes: this.attributes(), measurement: this.measured, last: this.last },
       scope,
     };
   }
@@ -673,7 +809,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
 
   fingerprint(): string {
     const v = this.view();
-    return JSON.stringify([v.finalized, v.leaves, v.attributes, v.measurement]);
+    return JSON.stringify([v.finalized, v.leaves, v.memslots, v.attributes, v.measurement]);
   }
 }
 

@@ -23,6 +23,7 @@ import {
 } from '../../spec/prefault/types';
 
 const slotShape = fc.record({
+  noGmem: fc.integer({ min: 0, max: 9 }),
   gap: fc.constantFrom(0, 1, 256, 511, 512, 1024),
   npages: fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom(1, 2, 511, 512, 513, 1023, 1024, 1025, 1536, 2048) },
@@ -50,7 +51,8 @@ export function config(): fc.Arbitrary<PrefaultConfig> {
       let base = start;
       shapes.forEach((s, i) => {
         base += i === 0 ? 0 : s.gap;
-        memslots.push({ id: i, baseGfn: base, npages: s.npages, backing: s.backing });
+        // VM types with private memory mostly get guest_memfd slots; one in ten has none (private faults there: EFAULT).
+        memslots.push({ id: i, baseGfn: base, npages: s.npages, backing: s.backing, guestMemfd: vmType !== 'default' && s.noGmem > 0 });
         base += s.npages;
       });
       const privateByDefault =
@@ -97,7 +99,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
   const gfn = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...interesting) }, { weight: 2, arbitrary: slotInterior(c) });
   // Mostly a few pages; block-sized ranges (the 2 MiB hazards) less often, since on
   // 4 KiB-only VMs they cost hundreds of leaves.
-  const hugeOk = maxLeafLevel(c) > 1;
+  const hugeOk = maxLeafLevel(c.memslots) > 1;
   const npages = fc.oneof(
     { weight: 40, arbitrary: fc.constantFrom(1, 1, 2, 3, 4, 8, 16) },
     { weight: hugeOk ? 2 : 1, arbitrary: fc.constantFrom(511, 512, 513) },
@@ -170,12 +172,67 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
       return [p(k1), p(k2), p(k1)];
     });
 
+  // KVM_SET_USER_MEMORY_REGION2: delete a slot (and maybe pre-fault the hole), put it back,
+  // move it, resize it (EINVAL), create a new slot in a gap or over a slot (EEXIST), bad ids and sizes.
+  const slotOp = (id: number, baseGfn: number, npages: number, s?: Memslot): PrefaultOp => ({
+    op: 'setUserMemoryRegion',
+    args: s === undefined ? { slot: id, baseGfn, npages } : { slot: id, baseGfn, npages, backing: s.backing, guestMemfd: s.guestMemfd },
+  });
+  const memslotOps: fc.Arbitrary<Step> = fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.tuple(slotIdx, fc.boolean(), fc.boolean()).map(([i, hole, back]) => {
+        const s = c.memslots[i]!;
+        const steps: PrefaultOp[] = [slotOp(s.id, s.baseGfn, 0)];
+        if (hole) steps.push(pf(s.baseGfn * PAGE_SIZE, Math.min(s.npages, 4) * PAGE_SIZE, 0, undefined));
+        if (back) steps.push(slotOp(s.id, s.baseGfn, s.npages, s));
+        return steps;
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(slotIdx, fc.constantFrom(512, 1024, -512, PAGES_1G, 2 ** 20)).map(([i, delta]) => {
+        const s = c.memslots[i]!;
+        return [slotOp(s.id, Math.max(0, s.baseGfn + delta), s.npages, { ...s, guestMemfd: false })];
+      }),
+    },
+    { weight: 1, arbitrary: slotIdx.map((i) => { const s = c.memslots[i]!; return [slotOp(s.id, s.baseGfn, s.npages + 1, s)]; }) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(fc.integer({ min: c.memslots.length, max: 31 }), outside, fc.constantFrom(1, 16, 512, 1024), fc.constantFrom<LeafSize>('4k', '2m', '1g'), fc.boolean())
+        .map(([id, g, n, backing, gm]) => [slotOp(id, g, n, { id, baseGfn: g, npages: n, backing, guestMemfd: gm && c.vmType !== 'default' })]),
+    },
+    { weight: 1, arbitrary: fc.tuple(fc.integer({ min: c.memslots.length, max: 31 }), gfn).map(([id, g]) => [slotOp(id, g, 8)]) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<Step>(
+        [slotOp(32764, 0, 1)],
+        [slotOp(65536 + 3, 0, 1)],
+        [slotOp(31, 0, 2 ** 31)],
+        [slotOp(31, GFN_LIMIT - 4, 8)],
+        [slotOp(31, 2 ** 30, 2 ** 22 + 1)],
+        [slotOp(30, 0, 0)],
+      ),
+    },
+  );
+
+  // A 2 MiB block mapped at 4 KiB while one page of it is private, then made all shared: the next
+  // fault writes a 2 MiB leaf over the lower table that holds the remaining 4 KiB leaves.
+  const hugeAfterMixed: fc.Arbitrary<Step> = fc
+    .tuple(gfn, fc.integer({ min: 0, max: PAGES_2M - 1 }), fc.integer({ min: 0, max: PAGES_2M - 1 }))
+    .map(([g, k1, k2]) => {
+      const b = g - (g % PAGES_2M);
+      const attr = (at: number, n: number, p: boolean): PrefaultOp => ({ op: 'setAttributes', args: { gfn: at, npages: n, private: p } });
+      return [attr(b, PAGES_2M, false), attr(b + k1, 1, true), pf(b * PAGE_SIZE, PAGES_2M * PAGE_SIZE, 0, undefined), attr(b + k1, 1, false), pf((b + k2) * PAGE_SIZE, PAGE_SIZE, 0, undefined)];
+    });
+
   const launch = isConfidential(c.vmType);
   const finalizeOp = fc.constant(one({ op: 'finalize', args: {} }));
   const guestAccess = fc.tuple(gfn, fc.boolean()).map(([g, w]) => one({ op: 'guestAccess', args: { gfn: g, write: w } }));
   const setAttributes = fc
     .tuple(gfn, fc.constantFrom(1, 2, 17, 256, 512, 513), fc.boolean())
-    .map(([g, n, p]) => one({ op: 'setAttributes', args: { gfn: g, npages: n, private: p && c.vmType !== 'default' } }));
+    .map(([g, n, p]) => one({ op: 'setAttributes', args: { gfn: g, npages: n, private: p } }));
   const zap = fc.tuple(gfn, npages).map(([g, n]) => one({ op: 'zap', args: { gfn: g, npages: n } }));
   const mappings = fc.tuple(gfn, npages).map(([g, n]) => one({ op: 'mappings', args: { gfn: g, npages: n } }));
   const measurement = fc.constant(one({ op: 'measurement', args: {} }));
@@ -192,6 +249,8 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
     { weight: 2, arbitrary: zap },
     { weight: 2, arbitrary: mappings },
     { weight: 1, arbitrary: measurement },
+    { weight: 2, arbitrary: memslotOps },
+    { weight: c.vmType === 'default' ? 0 : 1, arbitrary: hugeAfterMixed },
   );
   const steps = (arb: fc.Arbitrary<Step>, n: number) => fc.array(arb, { maxLength: Math.max(0, n), size: 'max' });
   const flat = (parts: Step[][]): PrefaultOp[] => parts.flat(2).slice(0, maxOps);
@@ -209,6 +268,7 @@ export function ops(c: PrefaultConfig, maxOps: number): fc.Arbitrary<PrefaultOp[
     { weight: 1, arbitrary: zap },
     { weight: 2, arbitrary: mappings },
     { weight: 1, arbitrary: measurement },
+    { weight: 1, arbitrary: memslotOps },
   );
   const half = Math.ceil(maxOps / 2);
   return fc

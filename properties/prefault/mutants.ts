@@ -3,24 +3,34 @@
  * MMU with one defect put back, a small override of one protected step.
  */
 import type { Mutant } from '../../harness/domain';
-import { PrefaultMmu, type SlotState } from '../../impl/prefault/mmu';
-import { PAGES_2M, PAGES_OF_LEVEL, type PrefaultConfig, type PrefaultOp, type PrefaultResult, type Scope, type View } from '../../spec/prefault/types';
+import { ENOENT, PrefaultMmu, type SlotState } from '../../impl/prefault/mmu';
+import {
+  PAGES_2M,
+  PAGES_OF_LEVEL,
+  PAGE_SIZE,
+  type PopulateResult,
+  type PrefaultConfig,
+  type PrefaultOp,
+  type PrefaultResult,
+  type Scope,
+  type View,
+} from '../../spec/prefault/types';
 
 type PrefaultMutant = Mutant<PrefaultConfig, PrefaultOp, PrefaultResult, View, Scope>;
 
 /**
  * The RFC's level rule for the initial image: "IS_ALIGNED(base_gfn, 2M) &&
  * nr_pages >= 512 -> max_level = 2M", evaluated once for the whole request
- * and used for every page of it, on a confidential VM before finalize. The
- * first 512 pages become one 2 MiB leaf instead of 512 measured 4 KiB ones;
- * with 513 pages the last one maps a second 2 MiB leaf over 511 pages nobody
- * asked for: the GPA1/GPA2 hazard of seed 003.
+ * and used for every page of it, on a TDX VM before finalize (the one whose
+ * populate maps). The first 512 pages become one 2 MiB leaf instead of 512
+ * added 4 KiB ones; with 513 pages the last one maps a second 2 MiB leaf over
+ * 511 pages nobody asked for: the GPA1/GPA2 hazard of seed 003.
  */
 class RfcLevelBeforeFinalize extends PrefaultMmu {
   protected override populateLevel(s: SlotState, gfn: number, first: number, npages: number): number {
-    if (first % PAGES_2M !== 0 || npages < PAGES_2M || this.vmMaxLevel < 2 || s.backingLevel < 2) return 1;
+    if (first % PAGES_2M !== 0 || npages < PAGES_2M || s.backingLevel < 2) return 1;
     const start = gfn - (gfn % PAGES_2M);
-    return this.blockFitsSlot(s, start, start + PAGES_2M) && this.attrsUniform(s, start, start + PAGES_2M) ? 2 : 1;
+    return this.blockFitsSlot(s, start, start + PAGES_2M) && this.attrsUniform(start, start + PAGES_2M) ? 2 : 1;
   }
 }
 
@@ -45,12 +55,10 @@ class MixedAttrsHugeLeaf extends PrefaultMmu {
  * measurement").
  */
 class PopulateRemeasures extends PrefaultMmu {
-  protected override addPage(s: SlotState | undefined, g: number, first: number, npages: number): string | null {
-    if (s !== undefined && this.isAdded(s, g)) {
-      this.measurePage(g);
-      return 'EEXIST';
-    }
-    return super.addPage(s, g, first, npages);
+  protected override populateCheck(s: SlotState | undefined, g: number): string | null {
+    const why = super.populateCheck(s, g);
+    if (why !== null && this.isAdded(g)) this.measurePage(g);
+    return why;
   }
 }
 
@@ -83,25 +91,92 @@ class PrefaultKeepsSmallLeaves extends PrefaultMmu {
 
 /** A pre-fault over an existing huge leaf splits it: the leaf is zapped and only the 4 KiB page at gpa is mapped again. */
 class PrefaultSplitsHuge extends PrefaultMmu {
-  protected override mapFault(s: SlotState, gfn: number): number {
+  protected override mapFault(s: SlotState | undefined, gfn: number): number {
     const cur = this.lookup(gfn);
     if (cur > 1) {
       const n = PAGES_OF_LEVEL[cur]!;
       const start = gfn - (gfn % n);
       this.zapRange(start, start + n);
-      this.installLeaf(gfn, 1, this.isPrivate(s, gfn));
+      this.installLeaf(gfn, 1, this.isPrivate(gfn));
       return 1;
     }
     return super.mapFault(s, gfn);
   }
 }
 
+/**
+ * Private memory mapped with the largest level the host backing allows, as
+ * if guest_memfd handed out huge folios: upstream's __kvm_gmem_get_pfn sets
+ * max_order = 0, so private leaves are 4 KiB whatever private_max_mapping_level
+ * (SNP 2M) says.
+ */
+class HugePrivateLeaf extends PrefaultMmu {
+  protected override privateLevel(s: SlotState): number {
+    return s.backingLevel;
+  }
+}
+
+/** SNP LAUNCH_UPDATE maps the page it adds (as TDX does): sev_gmem_post_populate only makes it private in the RMP. */
+class SnpPopulateMaps extends PrefaultMmu {
+  protected override postPopulate(s: SlotState, g: number, first: number, npages: number): void {
+    super.postPopulate(s, g, first, npages);
+    if (this.config.vmType === 'snp' && this.lookup(g) === 0) this.installLeaf(g, 1, true);
+  }
+}
+
+/** A private gpa outside every memslot answered like a shared one (ENOENT) instead of kvm_handle_noslot_fault's EFAULT. */
+class PrivateNoslotEnoent extends PrefaultMmu {
+  protected override mapFault(s: SlotState | undefined, gfn: number): number {
+    if (s === undefined) return -ENOENT;
+    return super.mapFault(s, gfn);
+  }
+}
+
+/**
+ * SNP LAUNCH_UPDATE passes kvm_gmem_populate's per-page errno through (EEXIST
+ * for a page already private in the RMP, EINVAL for a shared one) where
+ * snp_launch_update answers any failure before the first page with EIO.
+ */
+class SnpPopulatePassthrough extends PrefaultMmu {
+  protected override populate(gpa: number, npages: number): PopulateResult {
+    const r = super.populate(gpa, npages);
+    if (this.config.vmType !== 'snp' || r.ok || r.error !== 'EIO' || this.finalized || npages === 0) return r;
+    const g = gpa / PAGE_SIZE;
+    return { ok: false, error: this.populateCheck(this.findSlot(g), g) ?? 'EIO', gpa, npages };
+  }
+}
+
+/**
+ * TDX populate reports a failure with the range as given, as SNP does, where
+ * tdx_vcpu_init_mem_region has advanced region.gpa/nr_pages past every page
+ * it added before the failing one: user space would add those pages again.
+ */
+class TdxPopulateKeepsRange extends PrefaultMmu {
+  protected override populate(gpa: number, npages: number): PopulateResult {
+    const r = super.populate(gpa, npages);
+    return this.config.vmType === 'tdx' && !r.ok ? { ok: false, error: r.error, gpa, npages } : r;
+  }
+}
+
+/** Deleting or moving a memslot leaves its mappings in place (no kvm_arch_flush_shadow_memslot). */
+class MemslotKeepsLeaves extends PrefaultMmu {
+  protected override flushSlot(): void {}
+}
+
+/** Creating or moving a memslot skips kvm_check_memslot_overlap: two slots claim the same gfns. */
+class MemslotOverlapAccepted extends PrefaultMmu {
+  protected override overlaps(): boolean {
+    return false;
+  }
+}
+
 const SEED = 'seed 003_af5d94ca23cb5f06.txt';
+const GMEM = 'virt/kvm/guest_memfd.c';
 
 export const MUTANTS: readonly PrefaultMutant[] = [
   {
     id: 'rfc-level-before-finalize',
-    title: "populate on a confidential VM before finalize picks the level with the RFC's alignment-and-size rule (2 MiB if the request is 2 MiB-aligned and at least 512 pages)",
+    title: "TDX populate picks the level with the RFC's alignment-and-size rule (2 MiB if the request is 2 MiB-aligned and at least 512 pages)",
     source: `${SEED}: the quoted RFC hunk "IS_ALIGNED(mapping->base_gfn, ...) && mapping->nr_pages >= ... max_level = PG_LEVEL_2M" and Yamahata's reply "We'd like to map exact gpa range for SNP or TDX case".`,
     expectedToViolate: ['exact-range'],
     create: (c) => new RfcLevelBeforeFinalize(c),
@@ -154,5 +229,54 @@ export const MUTANTS: readonly PrefaultMutant[] = [
     source: `${SEED}: "KVM_MAP_MEMORY on already mapped area potentially with large page: It succeeds ... It doesn't care whether the GPA is backed by large page or not."`,
     expectedToViolate: ['idempotent'],
     create: (c) => new PrefaultSplitsHuge(c),
+  },
+  {
+    id: 'huge-private-leaf',
+    title: 'private (guest_memfd) memory is mapped with huge leaves up to the host backing',
+    source: `${GMEM} __kvm_gmem_get_pfn ("*max_order = 0"); arch/x86/kvm/mmu/mmu.c kvm_max_private_mapping_level (min of the gmem order and private_max_mapping_level).`,
+    expectedToViolate: ['leaf-sound'],
+    create: (c) => new HugePrivateLeaf(c),
+  },
+  {
+    id: 'snp-populate-maps',
+    title: 'SNP LAUNCH_UPDATE installs a 4 KiB NPT leaf for each page it adds',
+    source: 'arch/x86/kvm/svm/sev.c sev_gmem_post_populate (rmp_make_private + SNP_LAUNCH_UPDATE, no NPT entry); contrast arch/x86/kvm/vmx/tdx.c tdx_gmem_post_populate (kvm_tdp_map_page).',
+    expectedToViolate: ['exact-range'],
+    create: (c) => new SnpPopulateMaps(c),
+  },
+  {
+    id: 'private-noslot-enoent',
+    title: 'a pre-fault or guest access at a private gpa in no memslot answers ENOENT/MMIO instead of EFAULT',
+    source: 'arch/x86/kvm/mmu/mmu.c kvm_handle_noslot_fault ("if (fault->is_private) ... return -EFAULT"); tools/testing/selftests/kvm/pre_fault_memory_test.c (slot deleted under a private pre-fault).',
+    expectedToViolate: ['progress-exact'],
+    create: (c) => new PrivateNoslotEnoent(c),
+  },
+  {
+    id: 'snp-populate-passthrough',
+    title: "SNP LAUNCH_UPDATE returns kvm_gmem_populate's per-page errno (EEXIST, EINVAL) for a failure on the first page instead of EIO",
+    source: 'arch/x86/kvm/svm/sev.c snp_launch_update ("if (count < 0) ... ret = -EIO"); virt/kvm/guest_memfd.c kvm_gmem_populate.',
+    expectedToViolate: ['exact-range'],
+    create: (c) => new SnpPopulatePassthrough(c),
+  },
+  {
+    id: 'tdx-populate-keeps-range',
+    title: 'TDX populate answers a failure with the range as given instead of the range left at the failing page',
+    source: 'arch/x86/kvm/vmx/tdx.c tdx_vcpu_init_mem_region (region.gpa += PAGE_SIZE, nr_pages-- per page done; copy_to_user of the region on return).',
+    expectedToViolate: ['exact-range'],
+    create: (c) => new TdxPopulateKeepsRange(c),
+  },
+  {
+    id: 'memslot-keeps-leaves',
+    title: 'deleting or moving a memslot leaves the leaves that mapped it',
+    source: 'virt/kvm/kvm_main.c kvm_set_memslot (KVM_MR_DELETE / KVM_MR_MOVE invalidate the old slot) -> kvm_arch_flush_shadow_memslot.',
+    expectedToViolate: ['leaf-sound'],
+    create: (c) => new MemslotKeepsLeaves(c),
+  },
+  {
+    id: 'memslot-overlap-accepted',
+    title: 'a memslot may be created or moved over another one',
+    source: 'virt/kvm/kvm_main.c kvm_set_memory_region (kvm_check_memslot_overlap -> -EEXIST); live probe: overlapping creation and move answer EEXIST.',
+    expectedToViolate: ['memslots-sound'],
+    create: (c) => new MemslotOverlapAccepted(c),
   },
 ];

@@ -45,7 +45,27 @@ function lastEq(a: LastOp | null, b: LastOp | null): string | null {
   if (xa !== null && xb !== null && (xa.ok !== xb.ok || xa.error !== xb.error || xa.gpa !== xb.gpa || xa.size !== xb.size)) {
     return 'the recorded preFault results differ.';
   }
+  const pa = a.populate;
+  const pb = b.populate;
+  if ((pa === null) !== (pb === null)) return 'one side recorded a populate, the other did not.';
+  if (pa !== null && pb !== null && (pa.gpa !== pb.gpa || pa.npages !== pb.npages || pa.ok !== pb.ok || pa.error !== pb.error || pa.resGpa !== pb.resGpa || pa.resNpages !== pb.resNpages)) {
+    return 'the recorded populate calls differ.';
+  }
   return compareLeaves(`leaves before ${a.op}`, a.before, b.before, 0, a.before.length, 0, b.before.length);
+}
+
+function slotsEq(a: View['memslots'], b: View['memslots']): string | null {
+  if (a === b) return null;
+  const n = Math.max(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    const x = a[k];
+    const y = b[k];
+    if (x === undefined || y === undefined || x.id !== y.id || x.baseGfn !== y.baseGfn || x.npages !== y.npages || x.backing !== y.backing || x.guestMemfd !== y.guestMemfd) {
+      const show = (s: typeof x): string => (s === undefined ? 'nothing' : `slot ${s.id} [${hex(s.baseGfn)}, ${hex(s.baseGfn + s.npages)})`);
+      return `the memslots differ: the model has ${show(x)} where the implementation has ${show(y)}.`;
+    }
+  }
+  return null;
 }
 
 export function viewsAgree(m: View, i: View, scope?: Scope): string | null {
@@ -57,6 +77,8 @@ export function viewsAgree(m: View, i: View, scope?: Scope): string | null {
   if (!same) {
     return `the measurements differ: model [${m.measurement.slice(0, 8).map(hex).join(', ')}${m.measurement.length > 8 ? ', ...' : ''}] vs implementation [${i.measurement.slice(0, 8).map(hex).join(', ')}${i.measurement.length > 8 ? ', ...' : ''}].`;
   }
+  const sd = slotsEq(m.memslots, i.memslots);
+  if (sd !== null) return sd;
   if (m.attributes.length !== i.attributes.length) return `the attribute runs differ (${m.attributes.length} vs ${i.attributes.length} runs).`;
   for (let k = 0; k < m.attributes.length; k++) {
     const a = m.attributes[k]!;

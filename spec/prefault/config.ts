@@ -1,15 +1,32 @@
 /**
  * Configuration: decoding with defaults, and the semantic checks a codec
- * cannot express (overlapping memslots, slots beyond the GFN space, private
- * memory on a VM type that has none).
+ * cannot express (overlapping memslots, slots beyond the GFN space or the
+ * memory budget, private memory on a VM type that has none). The initial
+ * memslots obey the same rules as a run-time KVM_SET_USER_MEMORY_REGION2
+ * creation; a config that breaks one is refused at decode time (exit 2).
  */
 import type { InputError, Json, Resolved } from '../../harness/domain';
 import { decode } from '../../harness/codec';
-import { ConfigInput, GFN_LIMIT, isConfidential, type Memslot, type PrefaultConfig } from './types';
+import {
+  ConfigInput,
+  GFN_LIMIT,
+  KVM_MEM_MAX_NR_PAGES,
+  MAX_SLOT_ID,
+  MEMSLOT_PAGES_BUDGET,
+  isConfidential,
+  type Memslot,
+  type PrefaultConfig,
+  type VmType,
+} from './types';
 
 /** Default: one 1 GiB slot at gfn 0 backed by 2 MiB host pages (the domain page's default). */
-export const DEFAULT_MEMSLOTS: readonly Memslot[] = [{ id: 0, baseGfn: 0, npages: 262144, backing: '2m' }];
-export const MAX_MEMSLOTS = 32;
+export const DEFAULT_MEMSLOTS: readonly { id: number; baseGfn: number; npages: number; backing: Memslot['backing']; guestMemfd?: boolean }[] = [{ id: 0, baseGfn: 0, npages: 262144, backing: '2m' }];
+export const MAX_MEMSLOTS = MAX_SLOT_ID + 1;
+
+/** VM types with private memory get guest_memfd memslots unless a slot says otherwise. */
+export function defaultGuestMemfd(vmType: VmType): boolean {
+  return vmType !== 'default';
+}
 
 export function resolveConfig(input: unknown): Resolved<PrefaultConfig> {
   const d = decode(ConfigInput, input ?? {}, '$.config');
@@ -22,37 +39,51 @@ export function resolveConfig(input: unknown): Resolved<PrefaultConfig> {
     baseGfn: s.baseGfn,
     npages: s.npages,
     backing: s.backing ?? '2m',
+    guestMemfd: s.guestMemfd ?? defaultGuestMemfd(vmType),
   }));
   if (c.memslots !== undefined && slots.length === 0) {
     errors.push({ path: '$.config.memslots', message: 'at least one memslot is needed' });
   }
   if (slots.length > MAX_MEMSLOTS) {
-    errors.push({ path: '$.config.memslots', message: `at most ${MAX_MEMSLOTS} memslots` });
+    errors.push({ path: '$.config.memslots', message: `at most ${MAX_MEMSLOTS} memslots (hvspec bound: slot ids 0..${MAX_SLOT_ID})` });
   }
   const ids = new Map<number, number>();
+  let total = 0;
   slots.forEach((s, i) => {
+    if (s.id > MAX_SLOT_ID) errors.push({ path: `$.config.memslots[${i}].id`, message: `slot id ${s.id} is above hvspec's bound of ${MAX_SLOT_ID}` });
     if (s.npages === 0) errors.push({ path: `$.config.memslots[${i}].npages`, message: 'a memslot has at least one page' });
-    if (s.baseGfn + s.npages > GFN_LIMIT) {
+    else if (s.npages > KVM_MEM_MAX_NR_PAGES) {
+      errors.push({ path: `$.config.memslots[${i}].npages`, message: `${s.npages} pages is above KVM_MEM_MAX_NR_PAGES (2^31 - 1)` });
+    } else if (s.baseGfn + s.npages > GFN_LIMIT) {
       errors.push({
         path: `$.config.memslots[${i}].npages`,
         message: `memslot ends at gfn ${s.baseGfn + s.npages}, beyond the 48-bit guest-physical space (gfn ${GFN_LIMIT})`,
       });
     }
+    total += s.npages;
     const prev = ids.get(s.id);
     if (prev !== undefined) {
       errors.push({ path: `$.config.memslots[${i}].id`, message: `duplicate memslot id ${s.id} (also memslots[${prev}])` });
     } else ids.set(s.id, i);
   });
-  for (let i = 0; i < slots.length; i++) {
-    for (let j = 0; j < i; j++) {
-      const a = slots[i]!;
-      const b = slots[j]!;
-      if (a.baseGfn < b.baseGfn + b.npages && b.baseGfn < a.baseGfn + a.npages) {
-        errors.push({
-          path: `$.config.memslots[${i}].baseGfn`,
-          message: `memslot ${a.id} [${a.baseGfn}, ${a.baseGfn + a.npages}) overlaps memslot ${b.id} [${b.baseGfn}, ${b.baseGfn + b.npages})`,
-        });
+  if (total > MEMSLOT_PAGES_BUDGET) {
+    errors.push({ path: '$.config.memslots', message: `the memslots hold ${total} pages, above hvspec's budget of 2^22 pages (16 GiB) per VM` });
+  }
+  const order = slots.map((s, i) => ({ s, i })).sort((a, b) => a.s.baseGfn - b.s.baseGfn);
+  // Sorted by baseGfn, a slot can only overlap one that starts before its end: compare neighbours.
+  for (let k = 1; k < order.length; k++) {
+    const a = order[k]!;
+    for (let j = k - 1; j >= 0; j--) {
+      const b = order[j]!;
+      if (b.s.baseGfn + b.s.npages <= a.s.baseGfn) {
+        if (j === k - 1) break;
+        continue;
       }
+      errors.push({
+        path: `$.config.memslots[${Math.max(a.i, b.i)}].baseGfn`,
+        message: `memslot ${a.s.id} [${a.s.baseGfn}, ${a.s.baseGfn + a.s.npages}) overlaps memslot ${b.s.id} [${b.s.baseGfn}, ${b.s.baseGfn + b.s.npages})`,
+      });
+      break;
     }
   }
   const privateByDefault = c.privateByDefault ?? isConfidential(vmType);
@@ -60,20 +91,13 @@ export function resolveConfig(input: unknown): Resolved<PrefaultConfig> {
     errors.push({ path: '$.config.privateByDefault', message: 'a default VM has no private memory (use sw-protected, snp or tdx)' });
   }
   if (errors.length > 0) return { ok: false, errors };
-  slots.sort((a, b) => a.baseGfn - b.baseGfn);
-  return { ok: true, value: { vmType, memslots: slots, privateByDefault } };
+  return { ok: true, value: { vmType, memslots: order.map((o) => o.s), privateByDefault } };
 }
 
 export function encodeConfig(c: PrefaultConfig): Json {
   return {
     vmType: c.vmType,
-    memslots: c.memslots.map((s) => ({ id: s.id, baseGfn: s.baseGfn, npages: s.npages, backing: s.backing })),
+    memslots: c.memslots.map((s) => ({ id: s.id, baseGfn: s.baseGfn, npages: s.npages, backing: s.backing, guestMemfd: s.guestMemfd })),
     privateByDefault: c.privateByDefault,
   };
-}
-
-/** The memslot containing `gfn`, by linear search (the model's way; slots are few). */
-export function slotOf(config: PrefaultConfig, gfn: number): Memslot | undefined {
-  for (const s of config.memslots) if (gfn >= s.baseGfn && gfn < s.baseGfn + s.npages) return s;
-  return undefined;
 }

@@ -45,12 +45,18 @@ export function pagesOf(size: LeafSize): number {
 export type VmType = 'default' | 'sw-protected' | 'snp' | 'tdx';
 export const VM_TYPES: readonly [VmType, ...VmType[]] = ['default', 'sw-protected', 'snp', 'tdx'];
 /**
- * Largest leaf per VM type: the default and software-protected VMs use
- * KVM_MAX_HUGEPAGE_LEVEL (1 GiB); SNP maps private memory at most 2 MiB (the
- * RMP has no 1 GiB entries); TDX maps 4 KiB only ("TDX allows only 4KB
- * mapping", seed 003, Yamahata's gmem_max_level proposal).
+ * Largest leaf of shared memory: KVM_MAX_HUGEPAGE_LEVEL (1 GiB) for every VM
+ * type; only the host mapping (the memslot's backing) caps it further. The
+ * SNP 2 MiB / TDX 4 KiB caps are the private-fault path's
+ * (`private_max_mapping_level`), and private memory is 4 KiB anyway (below).
  */
-export const VM_MAX_LEVEL: Readonly<Record<VmType, 1 | 2 | 3>> = { default: 3, 'sw-protected': 3, snp: 2, tdx: 1 };
+export const SHARED_MAX_LEVEL = 3;
+/**
+ * Largest leaf of private memory: guest_memfd hands out order-0 folios
+ * (virt/kvm/guest_memfd.c `__kvm_gmem_get_pfn` sets `*max_order = 0`), so
+ * every private leaf is 4 KiB whatever the VM type.
+ */
+export const PRIVATE_MAX_LEVEL = 1;
 /** Confidential VMs have an initial, measured launch phase that ends with `finalize`. */
 export function isConfidential(vmType: VmType): boolean {
   return vmType === 'snp' || vmType === 'tdx';
@@ -63,9 +69,29 @@ export const Backing = oneOf<LeafSize>(['4k', '2m', '1g'], '"4k" | "2m" | "1g"')
 
 export const MemslotInput = strict(
   { id: Nat, baseGfn: Nat, npages: Nat },
-  { backing: Backing },
-  '{ id, baseGfn, npages, backing? }',
+  { backing: Backing, guestMemfd: t.boolean },
+  '{ id, baseGfn, npages, backing?, guestMemfd? }',
 );
+
+// Memslot bounds (KVM_SET_USER_MEMORY_REGION2, virt/kvm/kvm_main.c kvm_set_memory_region).
+/** Slot ids a user may use: x86 KVM_USER_MEM_SLOTS (the live kernel's KVM_CAP_NR_MEMSLOTS is 32764). */
+export const KVM_USER_MEM_SLOTS = 32764;
+/** Largest memslot: KVM_MEM_MAX_NR_PAGES = 2^31 - 1 pages (dirty bitmaps are indexed by unsigned int). */
+export const KVM_MEM_MAX_NR_PAGES = 2 ** 31 - 1;
+/**
+ * hvspec's bound on slot ids (a documented departure): ids 0..31, so at most
+ * 32 live memslots; larger ids below KVM_USER_MEM_SLOTS are refused as input.
+ */
+export const MAX_SLOT_ID = 31;
+/**
+ * hvspec's memory budget (a documented departure): the live memslots of a VM
+ * hold at most 2^22 pages (16 GiB) together. A run needs about 250 bytes per
+ * mapped leaf (model, implementation and their Views), so even with every
+ * page a 4 KiB leaf (private memory) it stays near 1 GB.
+ * A creation beyond it answers ENOMEM (upstream's answer when it cannot
+ * allocate a memslot); a configuration beyond it is refused at decode time.
+ */
+export const MEMSLOT_PAGES_BUDGET = 2 ** 22;
 
 /** The configuration input: every field optional, no extra fields. */
 export const ConfigInput = strict(
@@ -79,17 +105,20 @@ export const ConfigInput = strict(
 );
 export type ConfigInput = t.TypeOf<typeof ConfigInput>;
 
+export const MemslotC = t.type({ id: t.number, baseGfn: t.number, npages: t.number, backing: Backing, guestMemfd: t.boolean });
 export interface Memslot {
   readonly id: number;
   readonly baseGfn: number;
   readonly npages: number;
   /** Host page size behind the slot: a leaf may not be larger. */
   readonly backing: LeafSize;
+  /** KVM_MEM_GUEST_MEMFD: the slot has private (guest_memfd) backing; only such a slot can map private memory. */
+  readonly guestMemfd: boolean;
 }
 
 export interface PrefaultConfig {
   readonly vmType: VmType;
-  /** Sorted by baseGfn, non-overlapping. */
+  /** The initial memslots (setUserMemoryRegion changes them at run time). Sorted by baseGfn, non-overlapping. */
   readonly memslots: readonly Memslot[];
   /** Guest memory starts private (confidential VMs default to true). */
   readonly privateByDefault: boolean;
@@ -113,8 +142,15 @@ export const U64 = new t.Type<number, number, unknown>(
 export const opArgs = {
   /** KVM_PRE_FAULT_MEMORY on a vCPU; `signalAfter: n` makes a signal pending after n chunks. */
   preFault: strict({ gpa: U64, size: U64, flags: U64 }, { signalAfter: Nat }),
-  /** TDX KVM_TDX_INIT_MEM_REGION / SNP KVM_SEV_SNP_LAUNCH_UPDATE: add and measure the initial image. */
+  /** TDX KVM_TDX_INIT_MEM_REGION / SNP KVM_SEV_SNP_LAUNCH_UPDATE: add the initial image. */
   populate: strict({ gpa: U64, npages: Nat }),
+  /**
+   * KVM_SET_USER_MEMORY_REGION2 on slot `slot`: create (a free id), delete
+   * (`npages: 0`), move (same size and backing, new baseGfn) or leave as is.
+   * `backing` stands for the host mapping behind userspace_addr (default
+   * "2m"); `guestMemfd` is KVM_MEM_GUEST_MEMFD (default false).
+   */
+  setUserMemoryRegion: strict({ slot: Nat, baseGfn: Nat, npages: Nat }, { backing: Backing, guestMemfd: t.boolean }),
   /** TDX KVM_TDX_FINALIZE_VM / SNP KVM_SEV_SNP_LAUNCH_FINISH. */
   finalize: NoArgs,
   /** A guest access (an EPT/NPT violation if unmapped). */
@@ -144,6 +180,8 @@ const LeafRefC = t.type({ gfn: t.number, size: Backing });
 export const ResultC = t.union([
   PreFaultResultC,
   t.type({ ok: t.literal(true), leaves: t.array(LeafRefC) }),
+  t.type({ ok: t.literal(true), gpa: t.number, npages: t.number }),
+  t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number, npages: t.number }),
   t.type({ ok: t.literal(true), pages: t.array(t.number) }),
   t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number }),
   t.type({ ok: t.literal(false), error: ErrorName }),
@@ -153,9 +191,14 @@ export const ResultC = t.union([
 export type PreFaultResult =
   | { readonly ok: true; readonly gpa: number; readonly size: number; readonly error?: undefined }
   | { readonly ok: false; readonly error: string; readonly gpa: number; readonly size: number };
+/** populate: the range still to do (as the ioctl writes it back), or the error with the range as the kernel left it. */
+export type PopulateResult =
+  | { readonly ok: true; readonly gpa: number; readonly npages: number; readonly error?: undefined }
+  | { readonly ok: false; readonly error: string; readonly gpa: number; readonly npages: number };
 export type PrefaultResult =
   | PreFaultResult
   | { readonly ok: true; readonly leaves: { gfn: number; size: LeafSize }[]; readonly error?: undefined }
+  | PopulateResult
   | { readonly ok: true; readonly pages: number[]; readonly error?: undefined }
   | { readonly ok: false; readonly error: string; readonly gpa: number }
   | { readonly ok: false; readonly error: string }
@@ -183,6 +226,16 @@ export const GhostResultC = t.type({
   size: t.number,
 });
 export type GhostResult = t.TypeOf<typeof GhostResultC>;
+/** populate's request and result, for the per-call rules of `exact-range`. */
+export const PopulateGhostC = t.type({
+  gpa: t.number,
+  npages: t.number,
+  ok: t.boolean,
+  error: t.union([t.string, t.null]),
+  resGpa: t.number,
+  resNpages: t.number,
+});
+export type PopulateGhost = t.TypeOf<typeof PopulateGhostC>;
 
 /**
  * Ghost information about the last op, so that the per-op invariants
@@ -205,6 +258,8 @@ export const LastOpC = t.type({
    * installed by the op can extend), in gfn order.
    */
   before: t.array(LeafC),
+  /** populate only: request and result. */
+  populate: t.union([PopulateGhostC, t.null]),
 });
 export type LastOp = t.TypeOf<typeof LastOpC>;
 
@@ -212,7 +267,13 @@ export const ViewC = t.type({
   finalized: t.boolean,
   /** Every leaf, in gfn order. */
   leaves: t.array(LeafC),
-  /** Private/shared attribute of every memslot page, as maximal runs per memslot, in gfn order. */
+  /** The live memslots, in gfn order. */
+  memslots: t.array(MemslotC),
+  /**
+   * The VM's private/shared attribute of every gfn (per VM, not per memslot:
+   * KVM_SET_MEMORY_ATTRIBUTES needs no memslot), as maximal alternating runs
+   * covering [0, GFN_LIMIT).
+   */
   attributes: t.array(AttrRunC),
   /** Measured (added) pages in the order they were measured. */
   measurement: t.array(t.number),
@@ -224,13 +285,49 @@ export type View = t.TypeOf<typeof ViewC>;
 // Helpers shared by model, impl and invariants
 
 /**
- * The largest leaf any fault of this configuration can map: the VM type's
- * limit, further capped by the largest host backing among the memslots.
+ * The largest leaf a fault can map with these memslots: 1 GiB capped by the
+ * largest host backing among them (private leaves are 4 KiB). Leaves map
+ * memslot pages only, so no leaf can reach further from an op's range than
+ * this; both systems compute it from their live memslots for the ghost record.
  */
-export function maxLeafLevel(config: PrefaultConfig): number {
+export function maxLeafLevel(slots: readonly Pick<Memslot, 'backing'>[]): number {
   let backing = 1;
-  for (const s of config.memslots) backing = Math.max(backing, LEVEL_OF[s.backing]);
-  return Math.min(VM_MAX_LEVEL[config.vmType], backing);
+  for (const s of slots) backing = Math.max(backing, LEVEL_OF[s.backing]);
+  return Math.min(SHARED_MAX_LEVEL, backing);
+}
+
+/** Index of the memslot containing gfn in gfn-sorted, disjoint `slots`, or -1. */
+export function findSlot(slots: readonly Memslot[], gfn: number): number {
+  let lo = 0;
+  let hi = slots.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const s = slots[mid]!;
+    if (gfn < s.baseGfn) hi = mid - 1;
+    else if (gfn >= s.baseGfn + s.npages) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+/** Index of the attribute run containing gfn in runs covering [0, GFN_LIMIT), or -1. */
+export function findRun(runs: readonly AttrRun[], gfn: number): number {
+  let lo = 0;
+  let hi = runs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = runs[mid]!;
+    if (gfn < r.gfn) hi = mid - 1;
+    else if (gfn >= r.gfn + r.npages) lo = mid + 1;
+    else return mid;
+  }
+  return -1;
+}
+
+/** The attribute of gfn according to the View's runs (false outside them). */
+export function privateIn(runs: readonly AttrRun[], gfn: number): boolean {
+  const i = findRun(runs, gfn);
+  return i >= 0 && runs[i]!.private;
 }
 
 /**

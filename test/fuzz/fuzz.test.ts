@@ -133,21 +133,6 @@ export function contractBroken(o: Outcome): string | null {
   return null;
 }
 
-/**
- * Defects the fuzz suite finds that belong to a domain, fixed by that
- * domain's engineer (not in the harness): an input that matches is printed
- * with the reason and not failed here. Remove an entry when its fix lands.
- */
-const KNOWN_DOMAIN_DEFECTS: { readonly why: string; readonly matches: (domain: string, value: JsonV) => boolean }[] = [
-  {
-    // Such an input hangs (or exhausts memory) until the prefault branch bounds configs at decode: not run, counted.
-    why: 'issue 16 item 3: prefault configs have no size bound at decode (a memslot of 2^22 pages or more hangs or exhausts memory)',
-    matches: (domain, value) =>
-      domain === 'prefault' &&
-      JSON.stringify((value as { config?: JsonV } | null)?.config ?? null).match(/"npages":(\d+)/g)?.some((m) => Number(m.slice(9)) >= 2 ** 22) === true,
-  },
-];
-
 function scratch(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'hvspec-fuzz-'));
 }
@@ -181,15 +166,9 @@ describe('fuzz: no input breaks hvspec', function () {
     const corpusCwd = path.join(dir, 'corpus-cwd');
     const corpus = path.join(corpusCwd, '.hvspec', 'failures');
     let corpusRuns = 0;
-    const skippedKnown = new Map<string, number>();
     const run = async ({ pick, muts, ser }: { pick: number; muts: Mutation[]; ser: Serialization }) => {
       const base = cases[pick % cases.length]!;
       const mutated = applyMutations(base.value, muts);
-      const known = KNOWN_DOMAIN_DEFECTS.find((k) => k.matches(base.domain, mutated));
-      if (known) {
-        skippedKnown.set(known.why, (skippedKnown.get(known.why) ?? 0) + 1);
-        return;
-      }
       fs.writeFileSync(file, serialize(mutated, ser));
       // One input in eight also goes through the failure corpus: saved in .hvspec/failures/, replayed by check.
       const viaCorpus = ser.at % 8 === 0;
@@ -215,7 +194,6 @@ describe('fuzz: no input breaks hvspec', function () {
       markInterruptAsFailure: false,
     });
     await worker.idle();
-    for (const [why, k] of skippedKnown) console.log(`      ${k} input(s) not run: known domain defect (${why})`);
     console.log(`      ${n} mutated case files (${Object.entries(perDomain).map(([d, k]) => `${d} ${k}`).join(', ')}; ${corpusRuns} of them through check's failure corpus); exit codes ${JSON.stringify(codes)}`);
     assert.ok(n >= 50, `only ${n} inputs ran in the time budget`);
     for (const d of domainIds) assert.ok((perDomain[d] ?? 0) > 0, `no mutated case of ${d} ran`);
