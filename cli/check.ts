@@ -11,6 +11,7 @@ import { formatCounterexample, formatFailure, formatTallies, formatTrace, tallie
 import { emptyTallies, mergeTallies, type Tallies } from '../harness/lockstep';
 import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption, UsageError } from './args';
 import { clip } from '../harness/input';
+import { DOMAINS, REGISTRY_MODULE } from '../domains';
 
 export const CHECK_HELP = `usage: hvspec check [--domain D] [--runs N] [--seed S] [--max-ops K] [--time-limit T]
                     [--impl impl|mutant:ID] [--workers N] [--shard I/N] [--path P]
@@ -109,7 +110,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     const files = listCorpus(domains.map((d) => d.id));
     if (files.length > 0) out(`replaying ${files.length} saved failure${files.length === 1 ? '' : 's'} from .hvspec/failures/`);
     for (const f of files) {
-      const loaded = loadCaseFile(f);
+      const loaded = loadCaseFile(f, DOMAINS);
       if (!loaded.ok) {
         out(`  skipped ${f}: no longer decodes (${errorLines(loaded.errors, 1)[0]!.trim()})`);
         corpusReport.push({ file: f, verdict: 'invalid' });
@@ -169,7 +170,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
         const myRuns = shard ? Math.ceil((budgetRuns - shard.index) / shard.count) : budgetRuns;
         const procs = effectiveWorkers(workers, myRuns);
         const outcome: CheckOutcome<C, O, R> =
-          procs > 1 ? ((await checkInWorkers(d.id, options, procs)) as unknown as CheckOutcome<C, O, R>) : await checkDomainAsync(d, options);
+          procs > 1 ? ((await checkInWorkers(REGISTRY_MODULE, d.id, options, procs)) as unknown as CheckOutcome<C, O, R>) : await checkDomainAsync(d, options);
         progress.done();
         mergeTallies(totals, outcome.tallies);
         const rate = outcome.elapsedMs > 0 ? Math.round((outcome.tallies.steps / outcome.elapsedMs) * 1000) : 0;

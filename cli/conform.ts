@@ -8,6 +8,7 @@ import { DriverClient, DriverUnavailable } from '../kernel/client';
 import { ADAPTERS, findAdapter, GUEST_GFN, GUEST_SLOT, type SomeConformable } from '../kernel';
 import { domainsOption, intOption, parse, Progress, seedOption, UsageError } from './args';
 import { io } from './io';
+import { DOMAINS } from '../domains';
 
 export const CONFORM_HELP = `usage: hvspec conform [--domain D] [--runs N] [--seed S] [--max-ops K] [--record FILE] [--json] [FILE...]
 
@@ -54,7 +55,7 @@ export async function conformCommand(argv: string[]): Promise<number> {
   }
   const cases: SomeCase[] = [];
   for (const file of positionals) {
-    const r = loadCaseFile(file);
+    const r = loadCaseFile(file, DOMAINS);
     if (!r.ok) {
       io.err(`${file}: invalid case file\n${r.errors.map((e) => `  ${e.path}: ${e.message}\n`).join('')}`);
       return 2;

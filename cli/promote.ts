@@ -5,6 +5,7 @@ import type { Json } from '../harness/domain';
 import { caseObject, loadCaseFile } from '../harness/cases';
 import { parse, UsageError } from './args';
 import { clipText, errorLines, writeFileAtomic } from '../harness/input';
+import { DOMAINS } from '../domains';
 
 export const PROMOTE_HELP = `usage: hvspec promote FAILURE.json --name NAME [--out DIR] [--force] [--json]
 
@@ -39,7 +40,7 @@ export async function promoteCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('promote takes exactly one failure file');
   if (values.name === undefined || values.name.trim() === '' || slug(values.name) === '') throw new UsageError('promote needs --name NAME (letters or digits)');
   const file = positionals[0]!;
-  const loaded = loadCaseFile(file);
+  const loaded = loadCaseFile(file, DOMAINS);
   if (!loaded.ok) {
     io.err(`${clipText(file)}: invalid case file\n${errorLines(loaded.errors).join('\n')}\n`);
     return 2;

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { implOption, parse, UsageError } from './args';
 import { clip, clipText, errorLines } from '../harness/input';
+import { DOMAINS } from '../domains';
 
 export const REPLAY_HELP = `usage: hvspec replay [--impl impl|mutant:ID] [--json] FILE|DIR...
 
@@ -45,7 +46,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   let budget = 20;
   let unshown = 0;
   for (const file of files) {
-    const r = loadCaseFile(file);
+    const r = loadCaseFile(file, DOMAINS);
     if (!r.ok) {
       invalid = true;
       if (budget >= 2) {

@@ -10,6 +10,7 @@ import { runMutant } from '../harness/mutants';
 import { explainTrace, violationsOf } from '../harness/trace';
 import { domainsOption, intOption, parse, Progress, seedOption, UsageError } from './args';
 import { clipText, writeFileAtomic } from '../harness/input';
+import { DOMAINS } from '../domains';
 
 export const REPORT_HELP = `usage: hvspec report --html FILE [--domain D] [--runs N] [--seed S] [--json]
 
@@ -67,7 +68,7 @@ function domainReport<C, O extends OpShape, R extends ResultShape, V, S>(d: Doma
     traces.push(traceOf(d, cx.config, cx.configInput, cx.ops, `found now by seed ${cx.seed}`, 'this report’s campaign', cx.failure.message, cx.failure.step));
   }
   for (const file of listCorpus([d.id])) {
-    const loaded = loadCaseFile(file);
+    const loaded = loadCaseFile(file, DOMAINS);
     if (!loaded.ok) continue;
     loaded.value.use((dd, c) => {
       if (dd.id !== d.id) return;

@@ -17,6 +17,9 @@ export const DOMAINS: readonly SomeDomain[] = [
   stage2Dirty,
 ];
 
+/** This module's path: worker processes load the domain list from it (`harness/worker.ts`). */
+export const REGISTRY_MODULE: string = __filename;
+
 export function findDomain(id: string): SomeDomain | undefined {
   return DOMAINS.find((d) => d.id === id);
 }

@@ -98,7 +98,7 @@ export function buildAudit(
       // Cases: replay each with tallies; an invariant is exercised by a case if some check of it was non-trivial.
       const exercisedBy: { [inv: string]: string[] } = {};
       for (const file of listCaseFiles(path.join(casesRoot, 'spec', 'cases', d.id))) {
-        const loaded = loadCaseFile(file);
+        const loaded = loadCaseFile(file, domains);
         if (!loaded.ok) continue;
         const tallies = emptyTallies();
         replayCase(loaded.value, { tallies });

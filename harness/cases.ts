@@ -15,7 +15,6 @@ import { checkExpect } from './expect';
 import { clip, loadJsonFile } from './input';
 import { runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
 import { implFactory } from './check';
-import { DOMAINS, findDomain } from '../domains';
 
 export const CASE_FORMAT = 'hvspec-case/1';
 /** Most steps a case file may hold (a 100,000-step trace is the longest the tree uses; the file size limit is 32 MiB). */
@@ -83,7 +82,7 @@ export class CaseError extends Error {
 }
 
 /** Decode a parsed case against its domain. */
-export function decodeCase(input: unknown, file = '<case>', domains: readonly SomeDomain[] = DOMAINS): Resolved<SomeCase> {
+export function decodeCase(input: unknown, file: string, domains: readonly SomeDomain[]): Resolved<SomeCase> {
   const env = decode(CaseEnvelope, input);
   if (!env.ok) {
     // Still report an unknown domain or bad steps if the envelope is otherwise readable.
@@ -155,7 +154,7 @@ export function decodeCase(input: unknown, file = '<case>', domains: readonly So
 }
 
 /** Read, parse and decode one case file. Never throws: every problem is an InputError. */
-export function loadCaseFile(file: string, domains: readonly SomeDomain[] = DOMAINS): Resolved<SomeCase> {
+export function loadCaseFile(file: string, domains: readonly SomeDomain[]): Resolved<SomeCase> {
   // Only regular files of bounded size; strict JSON (no duplicate keys, valid UTF-8).
   const parsed = loadJsonFile(file);
   if (!parsed.ok) return parsed;
@@ -220,4 +219,3 @@ export function caseObject(args: {
   return o;
 }
 
-export { findDomain };

@@ -22,6 +22,8 @@ import { emptyTallies, mergeTallies } from './lockstep';
 
 export interface WorkerRequest {
   readonly kind?: 'run';
+  /** Absolute path of the module that exports the domain list as `DOMAINS` (the harness names no domain). */
+  readonly registry: string;
   readonly domain: string;
   readonly options: Omit<CheckOptions, 'onProgress' | 'shouldStop'>;
 }
@@ -106,6 +108,7 @@ function runSlice(req: WorkerRequest, onProgress: (done: number) => void, childr
 }
 
 export async function checkInWorkers(
+  registry: string,
   domain: string,
   options: CheckOptions,
   workers: number,
@@ -128,7 +131,7 @@ export async function checkInWorkers(
     const parts = await Promise.all(
       Array.from({ length: workers }, (_, w) =>
         runSlice(
-          { kind: 'run', domain, options: { ...rest, shard: { index: base.index + w * base.count, count: base.count * workers } } },
+          { kind: 'run', registry, domain, options: { ...rest, shard: { index: base.index + w * base.count, count: base.count * workers } } },
           (n) => {
             done[w] = n;
             onProgress?.(done.reduce((a, b) => a + b, 0), total);

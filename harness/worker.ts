@@ -3,8 +3,15 @@
  * runs it, sends the outcome back and exits.
  */
 import { checkDomainAsync } from './check';
-import { findDomain } from '../domains';
+import type { SomeDomain } from './domain';
 import type { WorkerMessage, WorkerRequest, WorkerStop } from './parallel';
+
+/** The domain list from the registry module the parent named (the harness imports no domain). */
+function domainsOf(registry: string): readonly SomeDomain[] {
+  const mod = require(registry) as { DOMAINS?: unknown };
+  if (!Array.isArray(mod.DOMAINS)) throw new Error(`${registry} exports no DOMAINS list`);
+  return mod.DOMAINS as readonly SomeDomain[];
+}
 
 function post(m: WorkerMessage, then?: () => void): void {
   process.send!(m, undefined, {}, then);
@@ -23,7 +30,13 @@ process.on('message', (m: WorkerRequest | WorkerStop) => {
     return;
   }
   const req = m;
-  const some = findDomain(req.domain);
+  let some: SomeDomain | undefined;
+  try {
+    some = domainsOf(req.registry).find((d) => d.id === req.domain);
+  } catch (e) {
+    post({ kind: 'error', message: e instanceof Error ? e.message : String(e) }, () => process.disconnect());
+    return;
+  }
   if (!some) {
     post({ kind: 'error', message: `unknown domain ${req.domain}` }, () => process.disconnect());
     return;

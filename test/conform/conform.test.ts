@@ -149,7 +149,7 @@ describe('hvspec conform (the running kernel)', function () {
     const tally = C.emptyConformTally();
     const files = fs.readdirSync(CASES).filter((f) => f.endsWith('.json'));
     for (const f of files) {
-      const loaded = loadCaseFile(path.join(CASES, f));
+      const loaded = loadCaseFile(path.join(CASES, f), DOMAINS);
       assert.ok(loaded.ok);
       const r = await findAdapter(loaded.value.domainId)!.withCase(loaded.value, (d, a, lc) =>
         C.conformTrace(d, a, driver, host, { name: f, config: lc.config, ops: lc.ops, expects: lc.expects, source: f }, tally, null),

@@ -26,6 +26,7 @@ import { emptyView, spteKey, type Config, type View } from '../../spec/shadow-pt
 import { clearAllForgetsSwitcher, currentHasSwitcher } from '../../examples/contributing/invariant';
 import { setPgdKeepsLastCpu } from '../../examples/contributing/mutant';
 import { toyTakeMany, toyTakeManyDomain } from '../../examples/contributing/add-op';
+import { DOMAINS } from '../../domains';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'hvspec.js');
@@ -152,11 +153,11 @@ describe('CONTRIBUTING.md', function () {
     it('its expects are checked: claiming the user fault is fixed fails at that step', () => {
       const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { steps: { expect?: { [k: string]: Json } }[] };
       assert.ok(c.steps.filter((s) => s.expect !== undefined).length >= 6, 'the case should pin its results down');
-      const ok = decodeCase(c, file);
+      const ok = decodeCase(c, file, DOMAINS);
       assert.ok(ok.ok);
       assert.equal(replayCase(ok.value).failure, null);
       c.steps[4]!.expect = { ok: true, fixed: true };
-      const wrong = decodeCase(c, file);
+      const wrong = decodeCase(c, file, DOMAINS);
       assert.ok(wrong.ok);
       const f = replayCase(wrong.value).failure;
       assert.equal(f?.kind, 'expect');

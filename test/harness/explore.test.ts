@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { REGISTRY_MODULE } from '../../domains';
 import { toyDomain } from '../fixtures/toy';
 import { canonicalJson, explore } from '../../harness/explore';
 import { diffViews, explainTrace, violationsOf } from '../../harness/trace';
@@ -102,7 +103,7 @@ describe('harness: traces explained and the HTML page', () => {
     const whole = shadow.use((d) => checkDomain(d, opts));
     assert.ok(whole.failure, 'the mutant is caught in one process');
     const seen: number[] = [];
-    const two = await checkInWorkers('shadow-pt', { ...opts, onProgress: (done) => seen.push(done) }, 2);
+    const two = await checkInWorkers(REGISTRY_MODULE, 'shadow-pt', { ...opts, onProgress: (done) => seen.push(done) }, 2);
     assert.equal(two.failure!.run, whole.failure!.run);
     assert.equal(two.failure!.failure.kind, whole.failure!.failure.kind);
     assert.ok(seen.length > 0, 'progress arrives from the workers');
@@ -110,6 +111,6 @@ describe('harness: traces explained and the HTML page', () => {
 
   it('worker processes: an error in a worker rejects with its message', async function () {
     this.timeout(20000);
-    await assert.rejects(checkInWorkers('no-such-domain', { runs: 4, maxOps: 5, seed: 1 }, 2), /unknown domain no-such-domain/);
+    await assert.rejects(checkInWorkers(REGISTRY_MODULE, 'no-such-domain', { runs: 4, maxOps: 5, seed: 1 }, 2), /unknown domain no-such-domain/);
   });
 });

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { decodeCase, replayCase } from '../../harness/cases';
 import { formatFailure } from '../../harness/format';
+import { DOMAINS } from '../../domains';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -12,7 +13,7 @@ describe('README', () => {
     const text = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const m = /```json\n(\{\n {2}"format": "hvspec-case\/1"[\s\S]*?)\n```/.exec(text);
     assert.ok(m, 'no case file in the README');
-    const c = decodeCase(JSON.parse(m[1]!), 'README.md');
+    const c = decodeCase(JSON.parse(m[1]!), 'README.md', DOMAINS);
     assert.ok(c.ok, c.ok ? '' : JSON.stringify(c.errors));
     const r = replayCase(c.value);
     assert.equal(r.failure, null, r.failure ? formatFailure(r.failure) : '');

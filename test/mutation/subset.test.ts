@@ -26,7 +26,7 @@ describe('mutation subset', function () {
       const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
       it(`replays its ${files.length} cases`, () => {
         for (const f of files) {
-          const c = loadCaseFile(path.join(dir, f));
+          const c = loadCaseFile(path.join(dir, f), DOMAINS);
           assert.ok(c.ok, `${f} does not decode`);
           const r = replayCase(c.value);
           assert.equal(r.failure, null, `${f}: ${r.failure ? formatFailure(r.failure) : ''}`);

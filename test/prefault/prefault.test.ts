@@ -30,6 +30,7 @@ import { PrefaultModel } from '../../model/prefault/model';
 import { PrefaultMmu } from '../../impl/prefault/mmu';
 import { MUTANTS } from '../../properties/prefault/mutants';
 import { config as configArb, interestingGfns, ops as opsArb } from '../../properties/prefault/arbitraries';
+import { DOMAINS } from '../../domains';
 
 const K = PAGE_SIZE;
 const M2 = 2 * 1024 * 1024;
@@ -701,7 +702,7 @@ describe('prefault', () => {
     it('has at least 12 case files', () => assert.ok(files.length >= 12));
     for (const f of files) {
       it(`replays ${f}`, () => {
-        const loaded = loadCaseFile(path.join(dir, f));
+        const loaded = loadCaseFile(path.join(dir, f), DOMAINS);
         assert.ok(loaded.ok, loaded.ok ? '' : JSON.stringify(loaded.errors));
         const out = replayCase(loaded.value, { tallies: emptyTallies() });
         assert.equal(out.failure, null, out.failure?.message);

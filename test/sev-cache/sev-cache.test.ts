@@ -103,7 +103,7 @@ describe('sev-cache', () => {
       return f;
     };
     it('a VM id of 2^32 is a decode error at its JSON path, not a crash in the model', () => {
-      const loaded = loadCaseFile(writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }]));
+      const loaded = loadCaseFile(writeCase([{ op: 'createVm', args: { vm: 2 ** 32, type: 'sev' } }]), DOMAINS);
       assert.ok(!loaded.ok);
       if (!loaded.ok) assert.deepEqual(loaded.errors.map((e) => e.path), ['$.steps[0].args.vm']);
     });
@@ -116,7 +116,7 @@ describe('sev-cache', () => {
         { op: 'memoryReclaimed', args: { vm: 1, page: 2 ** 53, npages: 1 } },
         { op: 'launchWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: -(2 ** 31) - 1 } },
       ];
-      const loaded = loadCaseFile(writeCase(steps));
+      const loaded = loadCaseFile(writeCase(steps), DOMAINS);
       assert.ok(!loaded.ok);
       if (!loaded.ok) {
         assert.deepEqual(loaded.errors.map((e) => e.path), [
@@ -646,7 +646,7 @@ describe('sev-cache', () => {
     it('there are at least 12', () => assert.ok(files.length >= 12));
     for (const f of files) {
       it(`replays ${f}`, () => {
-        const loaded = loadCaseFile(path.join(dir, f));
+        const loaded = loadCaseFile(path.join(dir, f), DOMAINS);
         assert.ok(loaded.ok, loaded.ok ? '' : JSON.stringify(loaded.errors));
         if (loaded.ok) {
           const out = replayCase(loaded.value);

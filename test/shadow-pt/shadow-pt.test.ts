@@ -36,6 +36,7 @@ import { runMutant } from '../../harness/mutants';
 import { runTrace } from '../../harness/lockstep';
 import { deepEqual } from '../../harness/codec';
 import { loadCaseFile, replayCase } from '../../harness/cases';
+import { DOMAINS } from '../../domains';
 
 const P = 1;
 const RW = 2;
@@ -649,7 +650,7 @@ describe('shadow-pt: case files', () => {
     assert.ok(reasons.size >= 11, [...reasons].join('; '));
   });
   it('every mutant fails at least one case file', () => {
-    const loaded = files.map((f) => loadCaseFile(path.join(dir, f)));
+    const loaded = files.map((f) => loadCaseFile(path.join(dir, f), DOMAINS));
     for (const m of MUTANTS) {
       const caught = loaded.some((l) => l.ok && replayCase(l.value, { mutant: m.id }).failure !== null);
       assert.ok(caught, `no case file catches ${m.id}`);
@@ -657,7 +658,7 @@ describe('shadow-pt: case files', () => {
   });
   for (const f of files) {
     it(`replays ${f}`, () => {
-      const l = loadCaseFile(path.join(dir, f));
+      const l = loadCaseFile(path.join(dir, f), DOMAINS);
       assert.ok(l.ok, l.ok ? '' : JSON.stringify(l.errors));
       if (!l.ok) return;
       const r = replayCase(l.value);

@@ -8,6 +8,7 @@ import { loadCaseFile, replayCase } from '../../harness/cases';
 import { runTrace } from '../../harness/lockstep';
 import { stage2DirtyDomain as d } from '../../domains/stage2-dirty';
 import { findDomain } from '../../domains';
+import { DOMAINS } from '../../domains';
 
 const CASES = path.join(__dirname, '..', '..', '..', 'spec', 'cases', 'stage2-dirty');
 const caseFiles = fs
@@ -97,7 +98,7 @@ describe('stage2-dirty case files', () => {
 
   for (const f of caseFiles) {
     it(`replays ${path.basename(f)}`, () => {
-      const c = loadCaseFile(f);
+      const c = loadCaseFile(f, DOMAINS);
       assert.ok(c.ok, c.ok ? '' : c.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
       if (!c.ok) return;
       const out = replayCase(c.value);
@@ -109,7 +110,7 @@ describe('stage2-dirty case files', () => {
     for (const m of d.mutants) {
       let failed = 0;
       for (const f of caseFiles) {
-        const c = loadCaseFile(f);
+        const c = loadCaseFile(f, DOMAINS);
         if (c.ok && replayCase(c.value, { mutant: m.id }).failure) failed++;
       }
       assert.ok(failed > 0, `${m.id} passes every case`);
@@ -133,7 +134,7 @@ describe('stage2-dirty case files', () => {
         ],
       }),
     );
-    const c = loadCaseFile(bad);
+    const c = loadCaseFile(bad, DOMAINS);
     assert.equal(c.ok, false);
     if (c.ok) return;
     const paths = c.errors.map((e) => e.path);
@@ -155,7 +156,7 @@ describe('stage2-dirty case files', () => {
         ],
       }),
     );
-    const g = loadCaseFile(good);
+    const g = loadCaseFile(good, DOMAINS);
     assert.equal(g.ok, false);
     if (g.ok) return;
     const gp = g.errors.map((e) => e.path);

@@ -105,7 +105,7 @@ describe('validate: every case file, as a log with its choices and hidden steps 
   for (const some of DOMAINS) {
     for (const file of caseFiles(some.id)) {
       it(`${some.id}/${path.basename(file)} validates and its witness replays`, async () => {
-        const loaded = loadCaseFile(file);
+        const loaded = loadCaseFile(file, DOMAINS);
         assert.ok(loaded.ok);
         const built = loaded.value.use((d, c) => buildTrace(d, c.config, c.ops));
         totalDropped += built.dropped;
@@ -114,7 +114,7 @@ describe('validate: every case file, as a log with its choices and hidden steps 
         const report = await validateTraceFile(DOMAINS, trace, opts);
         assert.equal(report.verdict, 'valid', JSON.stringify(report.rejection ?? report.incomplete));
         assert.equal(report.summary.steps, built.kept);
-        const w = loadCaseFile(report.witness!);
+        const w = loadCaseFile(report.witness!, DOMAINS);
         assert.ok(w.ok, w.ok ? '' : JSON.stringify(w.errors));
         const replay = replayCase(w.value);
         assert.equal(replay.failure, null, JSON.stringify(replay.failure));
@@ -127,7 +127,7 @@ describe('validate: refusals', () => {
   const sample = path.join(ROOT, 'spec', 'cases', 'stage2-dirty', '05-get-dirty-log-reprotects.json');
 
   function sampleTrace(): string[] {
-    const loaded = loadCaseFile(sample);
+    const loaded = loadCaseFile(sample, DOMAINS);
     assert.ok(loaded.ok);
     return loaded.value.use((d, c) => buildTrace(d, c.config, c.ops)).lines;
   }
@@ -216,7 +216,7 @@ describe('validate: copying a system (harness/clone.ts)', () => {
   for (const some of DOMAINS) {
     it(`${some.id}: a copy taken mid-case continues exactly like the original, and neither disturbs the other`, () => {
       for (const file of caseFiles(some.id)) {
-        const loaded = loadCaseFile(file);
+        const loaded = loadCaseFile(file, DOMAINS);
         assert.ok(loaded.ok);
         loaded.value.use((d, c) => {
           const half = Math.floor(c.ops.length / 2);
