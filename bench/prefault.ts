@@ -122,7 +122,8 @@ export default function bench(log: (line: string) => void): Json {
     `prefault lockstep: ${t.ops} ops, best ${fmt(t.opsPerSecond)} ops/s (${fmt(t.microsecondsPerOp, 1)} us/op), median ${fmt(t.medianOpsPerSecond)} ops/s ` +
       `over ${t.calls} timed passes after warm-up; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs`,
   );
-  const [default1g, snp2m] = all.map((s, i) => report(log, s, impls[i]!, modelSide(s)));
+  // Two scenarios, two reports: `scenarios()` returns exactly these.
+  const [default1g, snp2m] = all.map((s, i) => report(log, s, impls[i]!, modelSide(s))) as [Json, Json];
   return {
     default1g,
     snp2m,

@@ -11,12 +11,15 @@ export class Bitmap {
     this.words = new Uint32Array(Math.max(1, (nbits + 31) >>> 5));
   }
 
+  // Callers pass bit < nbits, so the word exists (the `!`s below rely on it).
   set(bit: number): void {
-    this.words[bit >>> 5] |= 1 << (bit & 31);
+    const w = bit >>> 5;
+    this.words[w] = this.words[w]! | (1 << (bit & 31));
   }
 
   clear(bit: number): void {
-    this.words[bit >>> 5] &= ~(1 << (bit & 31));
+    const w = bit >>> 5;
+    this.words[w] = this.words[w]! & ~(1 << (bit & 31));
   }
 
   test(bit: number): boolean {
@@ -77,6 +80,7 @@ export class Bitmap {
 
   /** this &= ~other */
   andNot(other: Bitmap): void {
-    for (let i = 0; i < this.words.length; i++) this.words[i] &= ~other.words[i]!;
+    // Both masks are sized for the same CPU count: every index exists in both.
+    for (let i = 0; i < this.words.length; i++) this.words[i] = this.words[i]! & ~other.words[i]!;
   }
 }
