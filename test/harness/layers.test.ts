@@ -6,6 +6,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
+import { DOMAINS } from '../../domains';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -50,5 +51,10 @@ describe('layers', () => {
       }
     }
     assert.deepEqual(bad, []);
+  });
+
+  it('stryker.config.json runs the tests of every registered domain (domains/index.ts is the list)', () => {
+    const cfg = JSON.parse(fs.readFileSync(path.join(ROOT, 'stryker.config.json'), 'utf8')) as { mochaOptions: { spec: string[] } };
+    for (const d of DOMAINS) assert.ok(cfg.mochaOptions.spec.includes(`dist/test/${d.id}/**/*.test.js`), `stryker.config.json does not run test/${d.id}/`);
   });
 });
