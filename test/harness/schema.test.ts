@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DOMAINS } from '../../domains';
 import { caseSchema } from '../../harness/schema';
+import { traceSchema } from '../../harness/trace-format';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -34,6 +35,19 @@ describe('schema: JSON Schemas of case files', () => {
           assert.ok(validate(c), `${f}: ${ajv.errorsText(validate.errors)}`);
         });
       }
+
+      it('the committed trace-line schema is current, and the worked example trace passes it line by line', () => {
+        const tschema = some.use((d) => traceSchema(d));
+        const file = path.join(ROOT, 'schema', `${some.id}.trace.schema.json`);
+        assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), tschema, `${file} is stale: run npx hvspec schema`);
+        const line = new Ajv({ strict: false, allErrors: true }).compile(tschema);
+        const example = path.join(ROOT, 'examples', 'traces', `${some.id}.ndjson`);
+        const lines = fs.readFileSync(example, 'utf8').trim().split('\n');
+        assert.ok(lines.length > 1);
+        for (const [i, l] of lines.entries()) assert.ok(line(JSON.parse(l)), `${example}:${i + 1}: ${new Ajv().errorsText(line.errors)}`);
+        assert.ok(!line({ op: 'no-such-op' }));
+        assert.ok(!line({ ...JSON.parse(lines[1]!), colour: 'red' }));
+      });
 
       it('rejects an unknown op, an unknown field and a wrong argument type', () => {
         const base = { format: 'hvspec-case/1', name: 'n', domain: some.id, steps: [] as unknown[] };
