@@ -40,7 +40,7 @@ import {
   type LeafSize,
   type Memslot,
   type PopulateResult,
-  type PreFaultResult,
+  type PreFaultCallResult,
   type PrefaultConfig,
   type PrefaultOp,
   type PrefaultResult,
@@ -490,7 +490,7 @@ export class PrefaultMmu implements System<PrefaultOp, PrefaultResult, View, Sco
   }
 
   /** kvm_vcpu_pre_fault_memory: argument checks, then chunks until done, a signal, or an error. */
-  protected preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultResult {
+  protected preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultCallResult {
     if (!preFaultArgsValid(gpa, size, flags)) return { ok: false, error: 'EINVAL', gpa, size };
     const full = size;
     let r = -EIO;

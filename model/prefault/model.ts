@@ -30,7 +30,7 @@ import {
   type Leaf,
   type Memslot,
   type PopulateResult,
-  type PreFaultResult,
+  type PreFaultCallResult,
   type PrefaultConfig,
   type PrefaultOp,
   type PrefaultResult,
@@ -371,7 +371,7 @@ export class PrefaultModel implements System<PrefaultOp, PrefaultResult, View, S
   }
 
   /** KVM_PRE_FAULT_MEMORY: kvm_vcpu_pre_fault_memory's checks and chunk loop. */
-  private preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultResult {
+  private preFault(gpa: number, size: number, flags: number, signalAfter: number | null): PreFaultCallResult {
     if (!preFaultArgsValid(gpa, size, flags)) return { ok: false, error: 'EINVAL', gpa, size };
     const full = size;
     let error = 'EIO';

@@ -171,14 +171,14 @@ export type PrefaultOp = OpOf<typeof opArgs>;
 
 export const ErrorName = t.string;
 
-const PreFaultResultC = t.union([
+const PreFaultCallResultC = t.union([
   t.type({ ok: t.literal(true), gpa: t.number, size: t.number }),
   t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number, size: t.number }),
 ]);
 const LeafRefC = t.type({ gfn: t.number, size: Backing });
 
 export const ResultC = t.union([
-  PreFaultResultC,
+  PreFaultCallResultC,
   t.type({ ok: t.literal(true), leaves: t.array(LeafRefC) }),
   t.type({ ok: t.literal(true), gpa: t.number, npages: t.number }),
   t.type({ ok: t.literal(false), error: ErrorName, gpa: t.number, npages: t.number }),
@@ -188,7 +188,7 @@ export const ResultC = t.union([
   t.type({ ok: t.literal(true) }),
 ]);
 
-export type PreFaultResult =
+export type PreFaultCallResult =
   | { readonly ok: true; readonly gpa: number; readonly size: number; readonly error?: undefined }
   | { readonly ok: false; readonly error: string; readonly gpa: number; readonly size: number };
 /** populate: the range still to do (as the ioctl writes it back), or the error with the range as the kernel left it. */
@@ -196,7 +196,7 @@ export type PopulateResult =
   | { readonly ok: true; readonly gpa: number; readonly npages: number; readonly error?: undefined }
   | { readonly ok: false; readonly error: string; readonly gpa: number; readonly npages: number };
 export type PrefaultResult =
-  | PreFaultResult
+  | PreFaultCallResult
   | { readonly ok: true; readonly leaves: { gfn: number; size: LeafSize }[]; readonly error?: undefined }
   | PopulateResult
   | { readonly ok: true; readonly pages: number[]; readonly error?: undefined }
