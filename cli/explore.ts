@@ -9,9 +9,10 @@ import { formatFailure, formatTrace } from '../harness/format';
 import { runTrace } from '../harness/lockstep';
 import { domainsOption, implOption, intOption, parse, Progress, UsageError } from './args';
 import * as path from 'path';
+import { EXIT_INCOMPLETE } from './validate';
 
 export const EXPLORE_HELP = `usage: hvspec explore --domain D [--depth K] [--max-states N] [--config small|FILE]
-                      [--impl impl|mutant:ID] [--dedupe pair|model] [--json]
+                      [--impl impl|mutant:ID] [--dedupe pair|model] [--exact] [--json]
 
 Breadth-first exploration of every op sequence over the domain's finite
 alphabet for a small configuration, deduplicating states by a canonical
@@ -27,9 +28,15 @@ a case file. Ctrl-C stops the search and prints what was completed.
   --impl X         impl (default) or mutant:ID
   --dedupe X       pair (default): a state is the (model, impl) pair, so bugs that live
                    only in the impl are not pruned away; model: the model state alone
+  --exact          keep full canonical fingerprints (default: 64-bit hashes, with the
+                   estimated probability that a hash collision pruned a state reported)
   --json           one JSON report on stdout
 
-exit: 0 no violation, 1 violation, 2 bad usage`;
+A search that stops before its depth bound is done (--max-states, Ctrl-C) is
+incomplete: no violation was found in the part explored, nothing more.
+
+exit: 0 complete, no violation; 1 violation; 2 bad usage; 3 incomplete (no
+violation found before --max-states or an interrupt)`;
 
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -41,6 +48,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       config: { type: 'string' },
       impl: { type: 'string' },
       dedupe: { type: 'string' },
+      exact: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     false,
@@ -93,6 +101,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         depth,
         maxStates,
         dedupe,
+        exact: values.exact === true,
         ...(mutant !== undefined ? { mutant } : {}),
         shouldStop: () => interrupted,
         onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),
@@ -129,16 +138,23 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       statesPerSecond: out.statesPerSecond,
       peakHeapMiB: Math.round((out.peakHeapBytes / 1048576) * 10) / 10,
       stoppedBy: out.stoppedBy,
+      verdict: out.verdict,
+      fingerprints: out.fingerprints,
+      collisionProbability: out.collisionProbability,
+      bytesPerState: out.bytesPerState,
       violation: out.violation ? { length: out.violation.ops.length, ops: out.violation.ops as unknown as Json, failure: out.violation.failure as unknown as Json, saved } : null,
     };
     if (json) {
       process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     } else {
-      const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
+      const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, 'time-limit': 'time limit reached', interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
       process.stdout.write(
         `${d.id}${mutant ? ` (mutant ${mutant})` : ''}: ${out.states} distinct states, ${out.transitions} transitions, depth completed ${out.depthCompleted}/${depth}, ` +
           `${out.statesPerSecond} states/s, peak heap ${report['peakHeapMiB']} MiB, ${(out.elapsedMs / 1000).toFixed(2)}s (${why}; alphabet of ${alphabet.length} ops)\n`,
       );
+      const fp = out.fingerprints === 'exact' ? 'exact fingerprints' : `64-bit fingerprints, collision probability ~${out.collisionProbability.toExponential(1)}`;
+      const verdictText = { complete: 'complete: no violation within the bound', incomplete: 'INCOMPLETE: stopped before the bound; no violation in the part explored', violation: 'violation' }[out.verdict];
+      process.stdout.write(`verdict: ${verdictText} (${fp}, ${out.bytesPerState} bytes/state)\n`);
       if (out.violation) {
         const replay = runTrace(d, config, out.violation.ops, { fullCheckEvery: 1 }, implFactory(d, mutant));
         process.stdout.write(`shortest counterexample (${out.violation.ops.length} ops):\n`);
@@ -147,6 +163,6 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         if (saved) process.stdout.write(`saved: ${saved}\n`);
       }
     }
-    return out.violation ? 1 : 0;
+    return out.verdict === 'violation' ? 1 : out.verdict === 'incomplete' ? EXIT_INCOMPLETE : 0;
   });
 }

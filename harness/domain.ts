@@ -82,6 +82,15 @@ export interface System<O extends OpShape, R extends ResultShape, V, S = never> 
    * must behave identically for every future op sequence).
    */
   fingerprint?(): string;
+  /**
+   * Optional fast copy of the state (bounded exploration branches from every
+   * state). Without them the harness copies the system generically
+   * (`harness/clone.ts`). `restore` must make this system behave exactly as
+   * the one `snapshot` was taken from, and must not keep `snap` (it is
+   * restored from again).
+   */
+  snapshot?(): object;
+  restore?(snap: object): void;
 }
 
 /**
