@@ -17,6 +17,11 @@ function copyValue(value: unknown, memo: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value; // primitives; functions are kept by reference
   const known = memo.get(value);
   if (known !== undefined) return known;
+  if (value instanceof ArrayBuffer) {
+    const copy = value.slice(0);
+    memo.set(value, copy);
+    return copy;
+  }
   if (ArrayBuffer.isView(value)) {
     const buffer = value.buffer as ArrayBuffer;
     let copy: unknown;
