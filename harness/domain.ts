@@ -23,6 +23,7 @@
  */
 import type * as fc from 'fast-check';
 import type * as t from 'io-ts';
+import type { Hasher } from './fpset';
 
 /** A JSON value: what results, views, configs and case files are made of. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -89,6 +90,11 @@ export interface System<O extends OpShape, R extends ResultShape, V, S = never> 
    * the one `snapshot` was taken from, and must not keep `snap` (it is
    * restored from again).
    */
+  /**
+   * Optional: `fingerprint()` as a 64-bit hash, mixed into `h` without
+   * building the text (two states with equal fingerprints must hash alike).
+   */
+  fingerprintHash?(h: Hasher): void;
   snapshot?(): object;
   restore?(snap: object): void;
 }

@@ -130,9 +130,18 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
   const exactSet = new Set<string>();
   let exactChars = 0;
   const fpText = (m: System<O, R, V, S>): string => (m.fingerprint ? m.fingerprint() : canonicalJson(m.view()));
-  const hashSide = (m: System<O, R, V, S>): void => {
-    if (m.fingerprint) hasher.str(m.fingerprint());
-    else hashValue(hasher, m.view());
+  // The live View a side was hashed from (when it keeps one): checked against a fresh view() at new states.
+  let liveM: V | null = null;
+  let liveI: V | null = null;
+  const hashSide = (x: System<O, R, V, S>): V | null => {
+    if (x.fingerprintHash) x.fingerprintHash(hasher);
+    else if (x.fingerprint) hasher.str(x.fingerprint());
+    else if (x.liveView) {
+      const live = x.liveView().view;
+      hashValue(hasher, live);
+      return live;
+    } else hashValue(hasher, x.view());
+    return null;
   };
   /** Record the pair's fingerprint; true when the state is new. */
   const addState = (m: System<O, R, V, S>, i: System<O, R, V, S>): boolean => {
@@ -144,10 +153,11 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
       return true;
     }
     hasher.reset();
-    hashSide(m);
+    liveM = hashSide(m);
+    liveI = null;
     if (pair) {
       hasher.word(0x1f2e3d4c);
-      hashSide(i);
+      liveI = hashSide(i);
     }
     return fpSet.add(hasher.hi(), hasher.lo());
   };
@@ -177,6 +187,15 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
     for (const inv of d.invariants) {
       const msg = inv.check(iv, config);
       if (msg !== null) return { kind: 'invariant', step, side: 'impl', invariant: inv.id, message: msg };
+    }
+    // A live View that was hashed must be the View: else states could be merged wrongly.
+    for (const [side, live, fresh] of [
+      ['model', liveM, mv],
+      ['impl', liveI, iv],
+    ] as const) {
+      if (live !== null && !deepEqual(live, fresh)) {
+        return { kind: 'live-view-stale', step, side, message: `${side} live View differs from a fresh view() at ${firstDifference(live, fresh, 'view')}` };
+      }
     }
     const diff = viewsAgree(mv, iv);
     return diff === null ? null : { kind: 'view-mismatch', step, message: diff };

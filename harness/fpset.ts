@@ -97,6 +97,10 @@ export class Hasher {
 
 /** Mix a JSON-like value (and Maps, Sets, typed arrays) into `h`. */
 export function hashValue(h: Hasher, v: unknown): void {
+  hashAt(h, v, 0);
+}
+
+function hashAt(h: Hasher, v: unknown, depth: number): void {
   switch (typeof v) {
     case 'number':
       h.word(0x4e);
@@ -126,7 +130,7 @@ export function hashValue(h: Hasher, v: unknown): void {
   }
   if (Array.isArray(v)) {
     h.word(0x5b000000 ^ v.length);
-    for (let i = 0; i < v.length; i++) hashValue(h, v[i]);
+    for (let i = 0; i < v.length; i++) hashAt(h, v[i], depth);
     return;
   }
   if (ArrayBuffer.isView(v)) {
@@ -136,32 +140,49 @@ export function hashValue(h: Hasher, v: unknown): void {
     return;
   }
   // Unordered collections: sum of independent entry hashes (order does not matter).
-  const sub = new Hasher();
+  const sub = subHasher(depth);
   let sa = 0;
   let sb = 0;
   let count = 0;
-  const entry = (k: unknown, val: unknown, withValue: boolean): void => {
-    sub.reset();
-    hashValue(sub, k);
-    if (withValue) hashValue(sub, val);
-    sa = (sa + sub.hi()) | 0;
-    sb = (sb + sub.lo()) | 0;
-    count++;
-  };
   if (v instanceof Map) {
-    for (const [k, val] of v) entry(k, val, true);
+    for (const [k, val] of v) {
+      sub.reset();
+      hashAt(sub, k, depth + 1);
+      hashAt(sub, val, depth + 1);
+      sa = (sa + sub.hi()) | 0;
+      sb = (sb + sub.lo()) | 0;
+      count++;
+    }
   } else if (v instanceof Set) {
-    for (const k of v) entry(k, undefined, false);
+    for (const k of v) {
+      sub.reset();
+      hashAt(sub, k, depth + 1);
+      sa = (sa + sub.hi()) | 0;
+      sb = (sb + sub.lo()) | 0;
+      count++;
+    }
   } else {
     const o = v as Record<string, unknown>;
     for (const k in o) {
       const val = o[k];
-      if (val !== undefined) entry(k, val, true);
+      if (val === undefined) continue;
+      sub.reset();
+      sub.str(k);
+      hashAt(sub, val, depth + 1);
+      sa = (sa + sub.hi()) | 0;
+      sb = (sb + sub.lo()) | 0;
+      count++;
     }
   }
   h.word(0x7b000000 ^ count);
   h.word(sa);
   h.word(sb);
+}
+
+/** One scratch hasher per nesting depth: hashing allocates nothing once warm. */
+const scratch: Hasher[] = [];
+function subHasher(depth: number): Hasher {
+  return (scratch[depth] ??= new Hasher());
 }
 
 /** A set of 64-bit fingerprints: open addressing, linear probing, typed arrays. */
