@@ -168,6 +168,15 @@ export interface Exploration<C, O> {
   readonly config: Json;
   /** Every op considered at every state (a finite alphabet). */
   alphabet(config: C): readonly O[];
+  /**
+   * Per mutant, a small configuration and alphabet for the breadth-first
+   * search of `hvspec mutants`, for a bug the default ones cannot show: one
+   * that lives only in another configuration (PAE, a mask policy, an ASID
+   * range) or needs addresses the default alphabet does not name. The search
+   * still tries every op of the alphabet at every state, so the trace it
+   * reports is a shortest one over that alphabet.
+   */
+  readonly forMutant?: { readonly [mutantId: string]: { readonly config: Json; alphabet(config: C): readonly O[] } };
 }
 
 export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = never> {
