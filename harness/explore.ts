@@ -109,6 +109,109 @@ export function restoreInto<O extends OpShape, R extends ResultShape, V, S>(sys:
   else copyStateInto<object>(sys, snap);
 }
 
+/**
+ * The working (model, impl) pair of a search: restore a snapshot, apply one
+ * op to both (results compared), fingerprint, check a new state. Shared by
+ * the single-process search and the workers of `exploreInWorkers`.
+ */
+export class PairRunner<C, O extends OpShape, R extends ResultShape, V, S> {
+  readonly hasher = new Hasher();
+  private liveM: V | null = null;
+  private liveI: V | null = null;
+  private readonly resultsAgree: (a: R, b: R) => boolean;
+  private readonly viewsAgree: (a: V, b: V) => string | null;
+
+  constructor(
+    private readonly d: Domain<C, O, R, V, S>,
+    private readonly config: C,
+    readonly m: System<O, R, V, S>,
+    readonly impl: System<O, R, V, S>,
+    private readonly pair: boolean,
+  ) {
+    this.resultsAgree = d.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));
+    this.viewsAgree = d.viewsAgree ?? ((a: V, b: V) => (deepEqual(a, b) ? null : `views differ at ${firstDifference(a, b, 'view')}`));
+  }
+
+  snapshot(): [object, object] {
+    return [snapshotOf(this.m), snapshotOf(this.impl)];
+  }
+  restore(snap: readonly [object, object]): void {
+    restoreInto(this.m, snap[0]);
+    restoreInto(this.impl, snap[1]);
+  }
+
+  /** Apply `op` to both sides; a failure (crash, results differ) or null. */
+  step(op: O, step: number): StepFailure | null {
+    let rm: R;
+    let ri: R;
+    try {
+      rm = this.m.apply(op);
+    } catch (e) {
+      return { kind: 'crash', step, side: 'model', message: `model threw ${String(e)}` };
+    }
+    try {
+      ri = this.impl.apply(op);
+    } catch (e) {
+      return { kind: 'crash', step, side: 'impl', message: `impl threw ${String(e)}` };
+    }
+    if (!this.resultsAgree(rm, ri)) return { kind: 'result-mismatch', step, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` };
+    return null;
+  }
+
+  private hashSide(x: System<O, R, V, S>): V | null {
+    const h = this.hasher;
+    if (x.fingerprintHash) x.fingerprintHash(h);
+    else if (x.fingerprint) h.str(x.fingerprint());
+    else if (x.liveView) {
+      const live = x.liveView().view;
+      hashValue(h, live);
+      return live;
+    } else hashValue(h, x.view());
+    return null;
+  }
+
+  /** Hash the current state into `hasher` (read it with hi()/lo()). */
+  hash(): void {
+    this.hasher.reset();
+    this.liveM = this.hashSide(this.m);
+    this.liveI = null;
+    if (this.pair) {
+      this.hasher.word(0x1f2e3d4c);
+      this.liveI = this.hashSide(this.impl);
+    }
+  }
+
+  /** The full fingerprint text (--exact). */
+  text(): string {
+    const fp = (x: System<O, R, V, S>): string => (x.fingerprint ? x.fingerprint() : canonicalJson(x.view()));
+    this.liveM = this.liveI = null;
+    return this.pair ? fp(this.m) + '\u0000' + fp(this.impl) : fp(this.m);
+  }
+
+  /** Every invariant on both fresh Views, the live Views hashed, and the Views compared. */
+  check(step: number): StepFailure | null {
+    const mv = this.m.view();
+    const iv = this.impl.view();
+    for (const inv of this.d.invariants) {
+      const msg = inv.check(mv, this.config);
+      if (msg !== null) return { kind: 'invariant', step, side: 'model', invariant: inv.id, message: msg };
+    }
+    for (const inv of this.d.invariants) {
+      const msg = inv.check(iv, this.config);
+      if (msg !== null) return { kind: 'invariant', step, side: 'impl', invariant: inv.id, message: msg };
+    }
+    // A live View that was hashed must be the View: else states could be merged wrongly.
+    if (this.liveM !== null && !deepEqual(this.liveM, mv)) {
+      return { kind: 'live-view-stale', step, side: 'model', message: `model live View differs from a fresh view() at ${firstDifference(this.liveM, mv, 'view')}` };
+    }
+    if (this.liveI !== null && !deepEqual(this.liveI, iv)) {
+      return { kind: 'live-view-stale', step, side: 'impl', message: `impl live View differs from a fresh view() at ${firstDifference(this.liveI, iv, 'view')}` };
+    }
+    const diff = this.viewsAgree(mv, iv);
+    return diff === null ? null : { kind: 'view-mismatch', step, message: diff };
+  }
+}
+
 export async function explore<C, O extends OpShape, R extends ResultShape, V, S>(
   d: Domain<C, O, R, V, S>,
   config: C,
@@ -119,48 +222,13 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
   const start = Date.now();
   let lastYield = start;
   const deadline = options.timeLimitMs !== undefined ? start + options.timeLimitMs : Infinity;
-  const resultsAgree = d.resultsAgree ?? ((a: R, b: R) => deepEqual(a, b));
-  const viewsAgree = d.viewsAgree ?? ((a: V, b: V) => (deepEqual(a, b) ? null : `views differ at ${firstDifference(a, b, 'view')}`));
   const pair = (options.dedupe ?? 'pair') === 'pair';
   const exact = options.exact === true;
 
   // Fingerprints: 64-bit hashes in a typed-array table, or full text with --exact.
-  const hasher = new Hasher();
   const fpSet = new FpSet();
   const exactSet = new Set<string>();
   let exactChars = 0;
-  const fpText = (m: System<O, R, V, S>): string => (m.fingerprint ? m.fingerprint() : canonicalJson(m.view()));
-  // The live View a side was hashed from (when it keeps one): checked against a fresh view() at new states.
-  let liveM: V | null = null;
-  let liveI: V | null = null;
-  const hashSide = (x: System<O, R, V, S>): V | null => {
-    if (x.fingerprintHash) x.fingerprintHash(hasher);
-    else if (x.fingerprint) hasher.str(x.fingerprint());
-    else if (x.liveView) {
-      const live = x.liveView().view;
-      hashValue(hasher, live);
-      return live;
-    } else hashValue(hasher, x.view());
-    return null;
-  };
-  /** Record the pair's fingerprint; true when the state is new. */
-  const addState = (m: System<O, R, V, S>, i: System<O, R, V, S>): boolean => {
-    if (exact) {
-      const fp = pair ? fpText(m) + '\u0000' + fpText(i) : fpText(m);
-      if (exactSet.has(fp)) return false;
-      exactSet.add(fp);
-      exactChars += fp.length;
-      return true;
-    }
-    hasher.reset();
-    liveM = hashSide(m);
-    liveI = null;
-    if (pair) {
-      hasher.word(0x1f2e3d4c);
-      liveI = hashSide(i);
-    }
-    return fpSet.add(hasher.hi(), hasher.lo());
-  };
 
   // State table: parent index and op index per state (state 0: the initial state).
   let parent = new Int32Array(1024);
@@ -176,30 +244,6 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
     return p.reverse();
   };
   const opsOf = (p: readonly number[]): O[] => p.map((i) => alphabet[i]!);
-
-  const checkState = (m: System<O, R, V, S>, impl: System<O, R, V, S>, step: number): StepFailure | null => {
-    const mv = m.view();
-    const iv = impl.view();
-    for (const inv of d.invariants) {
-      const msg = inv.check(mv, config);
-      if (msg !== null) return { kind: 'invariant', step, side: 'model', invariant: inv.id, message: msg };
-    }
-    for (const inv of d.invariants) {
-      const msg = inv.check(iv, config);
-      if (msg !== null) return { kind: 'invariant', step, side: 'impl', invariant: inv.id, message: msg };
-    }
-    // A live View that was hashed must be the View: else states could be merged wrongly.
-    for (const [side, live, fresh] of [
-      ['model', liveM, mv],
-      ['impl', liveI, iv],
-    ] as const) {
-      if (live !== null && !deepEqual(live, fresh)) {
-        return { kind: 'live-view-stale', step, side, message: `${side} live View differs from a fresh view() at ${firstDifference(live, fresh, 'view')}` };
-      }
-    }
-    const diff = viewsAgree(mv, iv);
-    return diff === null ? null : { kind: 'view-mismatch', step, message: diff };
-  };
 
   const finish = (stoppedBy: ExploreOutcome<O>['stoppedBy'], depthCompleted: number, violation: ExploreOutcome<O>['violation']): ExploreOutcome<O> => {
     const elapsedMs = Date.now() - start;
@@ -222,44 +266,51 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
   };
 
   // The working pair: every transition restores a snapshot into it and applies one op.
-  let m: System<O, R, V, S>;
-  let impl: System<O, R, V, S>;
+  let w: PairRunner<C, O, R, V, S>;
   try {
-    m = d.createModel(config);
-    impl = createImpl(config);
+    w = new PairRunner(d, config, d.createModel(config), createImpl(config), pair);
   } catch (e) {
     return finish('violation', 0, { ops: [], failure: { kind: 'crash', step: -1, message: `creating the systems threw ${String(e)}` } });
   }
+  /** Record the current state's fingerprint; true when it is new. */
+  const addState = (): boolean => {
+    if (exact) {
+      const fp = w.text();
+      if (exactSet.has(fp)) return false;
+      exactSet.add(fp);
+      exactChars += fp.length;
+      return true;
+    }
+    w.hash();
+    return fpSet.add(w.hasher.hi(), w.hasher.lo());
+  };
+  addState();
   {
-    const f = checkState(m, impl, -1);
+    const f = w.check(-1);
     if (f) return finish('violation', 0, { ops: [], failure: f });
-    addState(m, impl);
     states = 1;
   }
   // Snapshots along the path of the state being expanded: cacheState[k] is the
-  // state at depth k on that path, cacheM/cacheI[k] its snapshots.
+  // state at depth k on that path, cache[k] its snapshot.
   const cacheState: number[] = [0];
-  const cacheM: object[] = [snapshotOf(m)];
-  const cacheI: object[] = [snapshotOf(impl)];
+  const cache: [object, object][] = [w.snapshot()];
   const anc: number[] = [];
 
-  /** Leave snapshots of `s` (at `depth`) in cacheM/cacheI[depth], rebuilding from the longest cached prefix. */
+  /** Leave the snapshot of `s` (at `depth`) in cache[depth], rebuilding from the longest cached prefix. */
   const load = (s: number, depth: number): void => {
     anc.length = depth + 1;
     for (let x = s, k = depth; k >= 0; k--, x = parent[x]!) anc[k] = x;
     let k = depth;
     while (k > 0 && cacheState[k] !== anc[k]) k--;
     if (k === depth) return;
-    restoreInto(m, cacheM[k]!);
-    restoreInto(impl, cacheI[k]!);
+    w.restore(cache[k]!);
     for (let j = k + 1; j <= depth; j++) {
-      const op = alphabet[via[anc[j]!]!]!;
       // Already checked when this state was first reached.
-      m.apply(op);
-      impl.apply(op);
+      const op = alphabet[via[anc[j]!]!]!;
+      w.m.apply(op);
+      w.impl.apply(op);
       cacheState[j] = anc[j]!;
-      cacheM[j] = snapshotOf(m);
-      cacheI[j] = snapshotOf(impl);
+      cache[j] = w.snapshot();
     }
     // Deeper cache entries belong to another path now.
     for (let j = depth + 1; j < cacheState.length; j++) cacheState[j] = -1;
@@ -273,8 +324,7 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
     for (let fi = 0; fi < frontierN; fi++) {
       const s = frontier[fi]!;
       load(s, depth);
-      const snapM = cacheM[depth]!;
-      const snapI = cacheI[depth]!;
+      const snap = cache[depth]!;
       for (let a = 0; a < alphabet.length; a++) {
         if ((transitions & 255) === 0) {
           const now = Date.now();
@@ -286,30 +336,11 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
           if (now > deadline) return finish('time-limit', depth, null);
         }
         if (options.shouldStop?.()) return finish('interrupted', depth, null);
-        restoreInto(m, snapM);
-        restoreInto(impl, snapI);
-        const op = alphabet[a]!;
+        w.restore(snap);
         transitions++;
-        let failure: StepFailure | null = null;
-        let rm: R | undefined;
-        let ri: R | undefined;
-        try {
-          rm = m.apply(op);
-        } catch (e) {
-          failure = { kind: 'crash', step: depth, side: 'model', message: `model threw ${String(e)}` };
-        }
-        if (!failure) {
-          try {
-            ri = impl.apply(op);
-          } catch (e) {
-            failure = { kind: 'crash', step: depth, side: 'impl', message: `impl threw ${String(e)}` };
-          }
-        }
-        if (!failure && !resultsAgree(rm!, ri!)) {
-          failure = { kind: 'result-mismatch', step: depth, message: `results differ: model ${JSON.stringify(rm)} vs impl ${JSON.stringify(ri)}` };
-        }
-        if (!failure && !addState(m, impl)) continue;
-        if (!failure) failure = checkState(m, impl, depth);
+        let failure = w.step(alphabet[a]!, depth);
+        if (!failure && !addState()) continue;
+        if (!failure) failure = w.check(depth);
         if (failure) return finish('violation', depth, { ops: opsOf([...pathTo(s), a]), failure });
         if (states === parent.length) {
           const np = new Int32Array(parent.length * 2);
