@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import type { Json } from '../harness/domain';
 import { decode } from '../harness/codec';
-import { explore } from '../harness/explore';
+import { explore, type ExploreOptions } from '../harness/explore';
+import { exploreInWorkers } from '../harness/explore-parallel';
 import { implFactory } from '../harness/check';
 import { caseObject } from '../harness/cases';
 import { corpusDir } from '../harness/corpus';
@@ -12,7 +13,7 @@ import * as path from 'path';
 import { EXIT_INCOMPLETE } from './validate';
 
 export const EXPLORE_HELP = `usage: hvspec explore --domain D [--depth K] [--max-states N] [--config small|FILE]
-                      [--impl impl|mutant:ID] [--dedupe pair|model] [--exact] [--json]
+                      [--impl impl|mutant:ID] [--dedupe pair|model] [--exact] [--workers N] [--json]
 
 Breadth-first exploration of every op sequence over the domain's finite
 alphabet for a small configuration, deduplicating states by a canonical
@@ -30,6 +31,9 @@ a case file. Ctrl-C stops the search and prints what was completed.
                    only in the impl are not pruned away; model: the model state alone
   --exact          keep full canonical fingerprints (default: 64-bit hashes, with the
                    estimated probability that a hash collision pruned a state reported)
+  --workers N      level-synchronous breadth-first search in N worker processes,
+                   states partitioned by fingerprint (default 1); the same states
+                   and counts as one process
   --json           one JSON report on stdout
 
 A search that stops before its depth bound is done (--max-states, Ctrl-C) is
@@ -49,6 +53,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       impl: { type: 'string' },
       dedupe: { type: 'string' },
       exact: { type: 'boolean' },
+      workers: { type: 'string' },
       json: { type: 'boolean' },
     },
     false,
@@ -64,6 +69,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const mutant = implOption(values.impl);
   const json = values.json === true;
   const dedupe = values.dedupe ?? 'pair';
+  const workers = intOption('workers', values.workers, 1, 64) ?? 1;
+  if (workers > 1 && values.exact === true) throw new UsageError('--exact needs one worker (--workers 1)');
   if (dedupe !== 'pair' && dedupe !== 'model') throw new UsageError(`--dedupe takes pair or model, got ${JSON.stringify(dedupe)}`);
 
   return some!.use(async (d) => {
@@ -93,21 +100,19 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSigint);
     const progress = new Progress(!json && process.stderr.isTTY === true);
-    const out = await explore(
-      d,
-      config,
-      alphabet,
-      {
-        depth,
-        maxStates,
-        dedupe,
-        exact: values.exact === true,
-        ...(mutant !== undefined ? { mutant } : {}),
-        shouldStop: () => interrupted,
-        onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),
-      },
-      implFactory(d, mutant),
-    );
+    const exploreOptions: ExploreOptions = {
+      depth,
+      maxStates,
+      dedupe,
+      exact: values.exact === true,
+      ...(mutant !== undefined ? { mutant } : {}),
+      shouldStop: () => interrupted,
+      onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),
+    };
+    const out =
+      workers > 1
+        ? await exploreInWorkers(d, config, alphabet, exploreOptions, workers, implFactory(d, mutant))
+        : await explore(d, config, alphabet, exploreOptions, implFactory(d, mutant));
     process.off('SIGINT', onSigint);
     progress.done();
     let saved: string | null = null;
@@ -131,6 +136,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       alphabet: alphabet.length,
       depth,
       maxStates,
+      workers,
       states: out.states,
       transitions: out.transitions,
       depthCompleted: out.depthCompleted,

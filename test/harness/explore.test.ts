@@ -5,6 +5,7 @@ import { canonicalJson, explore, restoreInto, snapshotOf } from '../../harness/e
 import { FpSet, Hasher, hashValue } from '../../harness/fpset';
 import { DOMAINS } from '../../domains';
 import { copyStateInto } from '../../harness/clone';
+import { exploreInWorkers } from '../../harness/explore-parallel';
 import type { Domain, OpShape, ResultShape, System } from '../../harness/domain';
 import { diffViews, explainTrace, violationsOf } from '../../harness/trace';
 import { renderHtml } from '../../harness/html';
@@ -259,5 +260,44 @@ describe('harness: the generic copy keeps typed arrays that share a buffer share
     b.tail[1] = 9;
     assert.equal(b.whole[3], 9, 'a write through one view shows in the other');
     assert.equal(a.whole[3], 0, 'the original is untouched');
+  });
+});
+
+describe('harness: parallel exploration (explore --workers)', () => {
+  for (const id of ['sev-cache', 'stage2-dirty']) {
+    it(`${id}: two workers reach the same states and transitions as one process`, async function () {
+      this.timeout(120000);
+      const some = DOMAINS.find((x) => x.id === id)!;
+      await some.use(async (d) => {
+        const r = d.resolveConfig(d.exploration!.config);
+        assert.ok(r.ok);
+        const alphabet = d.exploration!.alphabet(r.value);
+        const one = await explore(d, r.value, alphabet, { depth: 3, maxStates: 1e6 });
+        const two = await exploreInWorkers(d, r.value, alphabet, { depth: 3, maxStates: 1e6 }, 2);
+        assert.equal(two.verdict, 'complete');
+        assert.equal(two.states, one.states);
+        assert.equal(two.transitions, one.transitions);
+        const cappedOne = await explore(d, r.value, alphabet, { depth: 5, maxStates: 50 });
+        const cappedTwo = await exploreInWorkers(d, r.value, alphabet, { depth: 5, maxStates: 50 }, 2);
+        assert.equal(cappedTwo.verdict, 'incomplete');
+        assert.equal(cappedTwo.states, cappedOne.states);
+      });
+    });
+  }
+
+  it('finds a mutant\'s shortest trace, as long as one process\'s', async function () {
+    this.timeout(120000);
+    const some = DOMAINS.find((x) => x.id === 'sev-cache')!;
+    await some.use(async (d) => {
+      const r = d.resolveConfig(d.exploration!.config);
+      assert.ok(r.ok);
+      const alphabet = d.exploration!.alphabet(r.value);
+      const m = d.mutants.find((x) => x.id === 'register-without-clflush')!;
+      const one = await explore(d, r.value, alphabet, { depth: 6, maxStates: 1e6 }, m.create);
+      const two = await exploreInWorkers(d, r.value, alphabet, { depth: 6, maxStates: 1e6, mutant: m.id }, 2, m.create);
+      assert.equal(one.verdict, 'violation');
+      assert.equal(two.verdict, 'violation');
+      assert.equal(two.violation!.ops.length, one.violation!.ops.length);
+    });
   });
 });
