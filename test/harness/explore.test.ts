@@ -1,6 +1,9 @@
 import { strict as assert } from 'assert';
 import { toyDomain } from '../fixtures/toy';
 import * as fc from 'fast-check';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
 import { canonicalJson, explore, restoreInto, snapshotOf } from '../../harness/explore';
 import { FpSet, Hasher, hashValue } from '../../harness/fpset';
 import { DOMAINS } from '../../domains';
@@ -299,5 +302,30 @@ describe('harness: parallel exploration (explore --workers)', () => {
       assert.equal(two.verdict, 'violation');
       assert.equal(two.violation!.ops.length, one.violation!.ops.length);
     });
+  });
+});
+
+describe('hvspec explore: the verdict in text, --json and the exit code', () => {
+  const bin = path.join(__dirname, '..', '..', '..', 'bin', 'hvspec.js');
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, 'explore', ...args], { encoding: 'utf8', cwd: os.tmpdir() });
+
+  it('complete: exit 0; stopped at --max-states: incomplete, exit 3', function () {
+    this.timeout(60000);
+    const done = run(['--domain', 'sev-cache', '--depth', '2']);
+    assert.equal(done.status, 0, done.stderr);
+    assert.match(done.stdout, /verdict: complete/);
+    const capped = run(['--domain', 'sev-cache', '--depth', '6', '--max-states', '20', '--json']);
+    assert.equal(capped.status, 3, capped.stderr);
+    const report = JSON.parse(capped.stdout) as { verdict: string; stoppedBy: string; bytesPerState: number };
+    assert.equal(report.verdict, 'incomplete');
+    assert.equal(report.stoppedBy, 'max-states');
+    const text = run(['--domain', 'sev-cache', '--depth', '6', '--max-states', '20']);
+    assert.equal(text.status, 3);
+    assert.match(text.stdout, /INCOMPLETE/);
+    const two = run(['--domain', 'sev-cache', '--depth', '3', '--workers', '2', '--json']);
+    assert.equal(two.status, 0, two.stderr);
+    assert.equal((JSON.parse(two.stdout) as { states: number }).states, (JSON.parse(run(['--domain', 'sev-cache', '--depth', '3', '--json']).stdout) as { states: number }).states);
+    const bad = run(['--domain', 'sev-cache', '--workers', '2', '--exact']);
+    assert.equal(bad.status, 2);
   });
 });
