@@ -136,36 +136,36 @@ const EXPLORATION_CONFIG = { cpus: 2, pages: 1, linesPerPage: 1, asids: 1, wbnoi
  * ops of the campaign's shrunk counterexample as the alphabet.
  */
 const FOR_MUTANT: { readonly [id: string]: { readonly config: Json; alphabet(c: Config): readonly SevOp[] } } = {
-    'mask-cleared-while-running': {
-      config: {"cpus": 1, "pages": 2, "linesPerPage": 1, "asids": 1, "wbnoinvd": false, "smeCoherent": false, "vmPageFlush": "works", "haveRunMask": "clear-after-writeback"},
-      alphabet: () => [
-        {"op": "createVm", "args": {"vm": 1, "type": "sev"}},
-        {"op": "hostWrite", "args": {"cpu": 0, "page": 0, "line": 0, "value": 100}},
-        {"op": "registerRegion", "args": {"vm": 1, "page": 0, "npages": 1}},
-        {"op": "guestWrite", "args": {"vm": 1, "cpu": 0, "page": 0, "line": 0, "value": 1}},
-        {"op": "evict", "args": {"cpu": 0, "page": 0, "line": 0, "key": 1}},
-        {"op": "evict", "args": {"cpu": 0, "page": 0, "line": 0, "key": 0}},
-        {"op": "guestRead", "args": {"vm": 1, "cpu": 0, "page": 0, "line": 0}},
-        {"op": "registerRegion", "args": {"vm": 1, "page": 1, "npages": 1}},
-        {"op": "unregisterRegion", "args": {"vm": 1, "page": 0, "npages": 1}},
-        {"op": "guestWrite", "args": {"vm": 1, "cpu": 0, "page": 1, "line": 0, "value": 1}},
-      ],
-    },
-    'unregister-matches-containing-region': {
-      config: {"cpus": 3, "pages": 5, "linesPerPage": 2, "asids": 4, "wbnoinvd": true, "smeCoherent": true, "vmPageFlush": "faults", "haveRunMask": "upstream", "minSevAsid": 4},
-      alphabet: () => [
-        {"op": "createVm", "args": {"vm": 1, "type": "sev"}},
-        {"op": "registerRegion", "args": {"vm": 1, "page": 0, "npages": 2}},
-        {"op": "registerRegion", "args": {"vm": 1, "page": 0, "npages": 1}},
-        {"op": "unregisterRegion", "args": {"vm": 1, "page": 0, "npages": 1}},
-      ],
-    },
-    'asid-range-ignored': {
-      config: {"cpus": 3, "pages": 5, "linesPerPage": 1, "asids": 4, "wbnoinvd": true, "smeCoherent": false, "vmPageFlush": "faults", "haveRunMask": "upstream", "minSevAsid": 2},
-      alphabet: () => [
-        {"op": "createVm", "args": {"vm": 1, "type": "sev"}},
-      ],
-    },
+  'mask-cleared-while-running': {
+    config: { cpus: 1, pages: 2, linesPerPage: 1, asids: 1, wbnoinvd: false, smeCoherent: false, vmPageFlush: 'works', haveRunMask: 'clear-after-writeback' },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+      { op: 'hostWrite', args: { cpu: 0, page: 0, line: 0, value: 100 } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'guestWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: 1 } },
+      { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1 } },
+      { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 0 } },
+      { op: 'guestRead', args: { vm: 1, cpu: 0, page: 0, line: 0 } },
+      { op: 'registerRegion', args: { vm: 1, page: 1, npages: 1 } },
+      { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'guestWrite', args: { vm: 1, cpu: 0, page: 1, line: 0, value: 1 } },
+    ],
+  },
+  'unregister-matches-containing-region': {
+    config: { cpus: 3, pages: 5, linesPerPage: 2, asids: 4, wbnoinvd: true, smeCoherent: true, vmPageFlush: 'faults', haveRunMask: 'upstream', minSevAsid: 4 },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
+    ],
+  },
+  'asid-range-ignored': {
+    config: { cpus: 3, pages: 5, linesPerPage: 1, asids: 4, wbnoinvd: true, smeCoherent: false, vmPageFlush: 'faults', haveRunMask: 'upstream', minSevAsid: 2 },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+    ],
+  },
 };
 
 function alphabet(_c: Config): SevOp[] {
