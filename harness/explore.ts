@@ -273,9 +273,10 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
     return finish('violation', 0, { ops: [], failure: { kind: 'crash', step: -1, message: `creating the systems threw ${String(e)}` } });
   }
   /** Record the current state's fingerprint; true when it is new. */
+  let lastText = '';
   const addState = (): boolean => {
     if (exact) {
-      const fp = w.text();
+      const fp = (lastText = w.text());
       if (exactSet.has(fp)) return false;
       exactSet.add(fp);
       exactChars += fp.length;
@@ -325,6 +326,21 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
       const s = frontier[fi]!;
       load(s, depth);
       const snap = cache[depth]!;
+      // The state's own fingerprint: an op that leads back to it (an error, an
+      // idempotent op) leaves the working pair equivalent to the snapshot —
+      // as equivalent as deduplication already takes two states with one
+      // fingerprint to be — so the next op needs no restore.
+      w.restore(snap);
+      let dirty = false;
+      let selfHi = 0;
+      let selfLo = 0;
+      let selfText = '';
+      if (exact) selfText = w.text();
+      else {
+        w.hash();
+        selfHi = w.hasher.hi();
+        selfLo = w.hasher.lo();
+      }
       for (let a = 0; a < alphabet.length; a++) {
         if ((transitions & 255) === 0) {
           const now = Date.now();
@@ -336,10 +352,14 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
           if (now > deadline) return finish('time-limit', depth, null);
         }
         if (options.shouldStop?.()) return finish('interrupted', depth, null);
-        w.restore(snap);
+        if (dirty) w.restore(snap);
+        dirty = true;
         transitions++;
         let failure = w.step(alphabet[a]!, depth);
-        if (!failure && !addState()) continue;
+        if (!failure && !addState()) {
+          dirty = exact ? lastText !== selfText : w.hasher.hi() !== selfHi || w.hasher.lo() !== selfLo;
+          continue;
+        }
         if (!failure) failure = w.check(depth);
         if (failure) return finish('violation', depth, { ops: opsOf([...pathTo(s), a]), failure });
         if (states === parent.length) {
