@@ -59,8 +59,15 @@ function serve<C, O extends OpShape, R extends ResultShape, V, S>(d: Domain<C, O
         }
       }
       if (!expand) continue;
+      // As in one process: no restore after an op that led back to this state's fingerprint.
+      w.restore(snap);
+      w.hash();
+      const selfHi = w.hasher.hi();
+      const selfLo = w.hasher.lo();
+      let dirty = false;
       for (let a = 0; a < alphabet.length; a++) {
-        w.restore(snap);
+        if (dirty) w.restore(snap);
+        dirty = true;
         transitions++;
         const f = w.step(alphabet[a]!, depth);
         if (f) {
@@ -72,6 +79,7 @@ function serve<C, O extends OpShape, R extends ResultShape, V, S>(d: Domain<C, O
         w.hash();
         hi[k] = w.hasher.hi();
         lo[k] = w.hasher.lo();
+        dirty = hi[k] !== selfHi || lo[k] !== selfLo;
         from[k] = i;
         opOf[k] = a;
         k++;
