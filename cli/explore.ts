@@ -1,7 +1,8 @@
 import { io, verdictWord } from './io';
 import type { Json } from '../harness/domain';
 import { decode } from '../harness/codec';
-import { explore } from '../harness/explore';
+import { explore, type ExploreOptions } from '../harness/explore';
+import { exploreInWorkers } from '../harness/explore-parallel';
 import { implFactory } from '../harness/check';
 import { caseObject } from '../harness/cases';
 import { saveCaseBody, traceHash } from '../harness/corpus';
@@ -9,9 +10,11 @@ import { clip, clipText, errorLines, loadJsonFile } from '../harness/input';
 import { formatFailure, formatTrace } from '../harness/format';
 import { runTrace } from '../harness/lockstep';
 import { domainsOption, implOption, intOption, parse, Progress, UsageError } from './args';
+import { EXIT_INCOMPLETE } from './validate';
+import { REGISTRY_MODULE } from '../domains';
 
 export const EXPLORE_HELP = `usage: hvspec explore --domain D [--depth K] [--max-states N] [--config small|FILE]
-                      [--impl impl|mutant:ID] [--dedupe pair|model] [--json]
+                      [--impl impl|mutant:ID] [--dedupe pair|model] [--exact] [--workers N] [--json]
 
 Breadth-first exploration of every op sequence over the domain's finite
 alphabet for a small configuration, deduplicating states by a canonical
@@ -29,10 +32,18 @@ interrupted search is not a complete one.
   --impl X         impl (default) or mutant:ID
   --dedupe X       pair (default): a state is the (model, impl) pair, so bugs that live
                    only in the impl are not pruned away; model: the model state alone
+  --exact          keep full canonical fingerprints (default: 64-bit hashes, with the
+                   estimated probability that a hash collision pruned a state reported)
+  --workers N      level-synchronous breadth-first search in N worker processes,
+                   states partitioned by fingerprint (default 1); the same states
+                   and counts as one process
   --json           one JSON report on stdout
 
-exit: 0 pass (no violation within the bounds), 1 violation, 2 bad usage,
-      130 interrupted`;
+A search that stops before its depth bound is done (--max-states, a time
+limit) is incomplete: no violation was found in the part explored, nothing more.
+
+exit: 0 complete, no violation; 1 violation; 2 bad usage; 3 incomplete (no
+violation found before --max-states or a time limit); 130 interrupted`;
 
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values } = parse(
@@ -44,6 +55,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       config: { type: 'string' },
       impl: { type: 'string' },
       dedupe: { type: 'string' },
+      exact: { type: 'boolean' },
+      workers: { type: 'string' },
       json: { type: 'boolean' },
     },
     false,
@@ -61,6 +74,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const mutant = implOption(values.impl);
   const json = values.json === true;
   const dedupe = values.dedupe ?? 'pair';
+  const workers = intOption('workers', values.workers, 1, 64) ?? 1;
+  if (workers > 1 && values.exact === true) throw new UsageError('--exact needs one worker (--workers 1)');
   if (dedupe !== 'pair' && dedupe !== 'model') throw new UsageError(`--dedupe takes pair or model, got ${clip(dedupe)}`);
 
   return some.use(async (d) => {
@@ -89,20 +104,20 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSigint);
     const progress = new Progress(!json && process.stderr.isTTY === true);
-    const out = await explore(
-      d,
-      config,
-      alphabet,
-      {
-        depth,
-        maxStates,
-        dedupe,
-        ...(mutant !== undefined ? { mutant } : {}),
-        shouldStop: () => interrupted,
-        onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),
-      },
-      implFactory(d, mutant),
-    );
+    const exploreOptions: ExploreOptions = {
+      registry: REGISTRY_MODULE,
+      depth,
+      maxStates,
+      dedupe,
+      exact: values.exact === true,
+      ...(mutant !== undefined ? { mutant } : {}),
+      shouldStop: () => interrupted,
+      onProgress: (p) => progress.update(`${d.id}: depth ${p.depth}, ${p.states} states, ${p.transitions} transitions`),
+    };
+    const out =
+      workers > 1
+        ? await exploreInWorkers(d, config, alphabet, exploreOptions, workers, implFactory(d, mutant))
+        : await explore(d, config, alphabet, exploreOptions, implFactory(d, mutant));
     process.off('SIGINT', onSigint);
     progress.done();
     let saved: string | null = null;
@@ -121,7 +136,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         mutant,
       );
     }
-    const verdict = out.violation ? 'fail' : out.stoppedBy === 'interrupted' ? 'incomplete' : 'pass';
+    // One vocabulary across commands: pass (complete, no violation), fail, incomplete (stopped early).
+    const verdict = out.violation ? 'fail' : out.verdict === 'incomplete' || out.stoppedBy === 'interrupted' ? 'incomplete' : 'pass';
     const report: { [k: string]: Json } = {
       verdict,
       domain: d.id,
@@ -129,6 +145,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       alphabet: alphabet.length,
       depth,
       maxStates,
+      workers,
       states: out.states,
       transitions: out.transitions,
       depthCompleted: out.depthCompleted,
@@ -136,16 +153,22 @@ export async function exploreCommand(argv: string[]): Promise<number> {
       statesPerSecond: out.statesPerSecond,
       peakHeapMiB: Math.round((out.peakHeapBytes / 1048576) * 10) / 10,
       stoppedBy: out.stoppedBy,
+      fingerprints: out.fingerprints,
+      collisionProbability: out.collisionProbability,
+      bytesPerState: out.bytesPerState,
       violation: out.violation ? { length: out.violation.ops.length, ops: out.violation.ops as unknown as Json, failure: out.violation.failure as unknown as Json, saved } : null,
     };
     if (json) {
       io.out(JSON.stringify(report, null, 2) + '\n');
     } else {
-      const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
+      const why = { depth: `depth ${depth} done`, exhausted: 'no new states: the state space is exhausted', 'max-states': `--max-states ${maxStates} reached`, 'time-limit': 'time limit reached', interrupted: 'interrupted', violation: 'violation found' }[out.stoppedBy];
       io.out(
         `${d.id}${mutant ? ` (mutant ${mutant})` : ''}: ${verdictWord(verdict)} — ${out.states} distinct states, ${out.transitions} transitions, depth completed ${out.depthCompleted}/${depth}, ` +
           `${out.statesPerSecond} states/s, peak heap ${report['peakHeapMiB']} MiB, ${(out.elapsedMs / 1000).toFixed(2)}s (${why}; alphabet of ${alphabet.length} ops)\n`,
       );
+      const fp = out.fingerprints === 'exact' ? 'exact fingerprints' : `64-bit fingerprints, collision probability ~${out.collisionProbability.toExponential(1)}`;
+      const verdictText = { complete: 'complete: no violation within the bound', incomplete: 'INCOMPLETE: stopped before the bound; no violation in the part explored', violation: 'violation' }[out.verdict];
+      io.out(`verdict: ${verdictText} (${fp}, ${out.bytesPerState} bytes/state)\n`);
       if (out.violation) {
         const replay = runTrace(d, config, out.violation.ops, { fullCheckEvery: 1 }, implFactory(d, mutant));
         io.out(`shortest counterexample (${out.violation.ops.length} ops):\n`);
@@ -154,6 +177,6 @@ export async function exploreCommand(argv: string[]): Promise<number> {
         if (saved) io.out(`saved: ${saved}\n`);
       }
     }
-    return out.violation ? 1 : out.stoppedBy === 'interrupted' ? 130 : 0;
+    return out.verdict === 'violation' ? 1 : out.stoppedBy === 'interrupted' ? 130 : out.verdict === 'incomplete' ? EXIT_INCOMPLETE : 0;
   });
 }

@@ -27,7 +27,8 @@ reaches one, and what caught it (an invariant id, or a result/state mismatch).
   --verbose     print each mutant's shrunk counterexample
   --no-explore  skip the breadth-first search for each mutant's shortest trace
   --explore-depth K, --explore-states N
-                budget of that search (default depth 6, 20000 states, 5 s)
+                budget of that search (default depth 10, 50000 states; stops at 60 s; a domain may
+                name a small config and alphabet per mutant)
   --json        one JSON report on stdout
 
 exit: 0 pass (every mutant killed), 1 fail (a mutant survived), 2 bad usage`;
@@ -63,8 +64,8 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
   const seed = seedOption(values.seed) ?? 1;
   const json = values.json === true;
   const doExplore = values['no-explore'] !== true;
-  const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 6;
-  const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 20_000;
+  const exploreDepth = intOption('explore-depth', values['explore-depth'], 1, 64) ?? 10;
+  const exploreStates = intOption('explore-states', values['explore-states'], 1, 10_000_000) ?? 50_000;
   if (values.mutant !== undefined && !domains.some((d) => d.use((x) => x.mutants.some((m) => m.id === values.mutant)))) {
     io.err(`hvspec mutants: no domain selected has a mutant ${clip(values.mutant)}\n`);
     return 2;
@@ -83,16 +84,20 @@ export async function mutantsCommand(argv: string[]): Promise<number> {
         progress.update(`${d.id}: mutant ${m.id}`);
         const r = runMutant(d, m.id, { seed, ...(runs !== undefined ? { runs } : {}), ...(maxOps !== undefined ? { maxOps } : {}) });
         // The shortest counterexample, if breadth-first exploration reaches one within its budget.
+        // The budget is in states (the same reach on a loaded machine); 60 s is only a safety stop.
         let bfs: number | null = null;
         let bfsNote = 'no exploration alphabet';
         if (doExplore && d.exploration) {
-          const cfg = d.resolveConfig(d.exploration.config);
+          const special = d.exploration.forMutant?.[m.id];
+          const cfg = d.resolveConfig(special ? special.config : d.exploration.config);
           if (cfg.ok) {
-            const deadline = Date.now() + 5_000;
-            const e = await explore(d, cfg.value, d.exploration.alphabet(cfg.value), { depth: exploreDepth, maxStates: exploreStates, shouldStop: () => Date.now() > deadline }, implFactory(d, m.id));
+            const alphabet = special ? special.alphabet(cfg.value) : d.exploration.alphabet(cfg.value);
+            const e = await explore(d, cfg.value, alphabet, { depth: exploreDepth, maxStates: exploreStates, timeLimitMs: 60_000 }, implFactory(d, m.id));
             if (e.violation) bfs = e.violation.ops.length;
-            bfsNote = e.violation ? 'found' : `not reached (${e.states} states, depth ${e.depthCompleted} complete)`;
-          }
+            bfsNote = e.violation
+              ? 'found'
+              : `not reached (${e.states} states, depth ${e.depthCompleted} complete, ${e.verdict === 'complete' ? 'search complete' : `incomplete: ${e.stoppedBy}`})`;
+          } else bfsNote = `exploration config invalid: ${cfg.errors.map((x) => `${x.path}: ${x.message}`).join('; ')}`;
         } else if (!doExplore) bfsNote = 'not run';
         progress.done();
         if (!r.killed) survived++;

@@ -2,7 +2,7 @@
  * The sev-cache domain: writeback of encrypted (C=1) cache lines before pages
  * leave an AMD SEV guest, WBNOINVD vs WBINVD, ASID recycling.
  */
-import { someDomain, type Domain } from '../harness/domain';
+import { someDomain, type Domain, type Json } from '../harness/domain';
 import { sevCacheHidden } from '../spec/sev-cache/hidden';
 import { deepEqual, firstDifference, rowsEqual } from '../harness/codec';
 import { createModel } from '../model/sev-cache/model';
@@ -130,6 +130,44 @@ function describeOp(op: SevOp): string {
 /** Tiny machine for bounded exploration: 2 CPUs, 1 page of 1 line, 1 ASID, VM_PAGE_FLUSH faulting, the upstream mask policy. */
 const EXPLORATION_CONFIG = { cpus: 2, pages: 1, linesPerPage: 1, asids: 1, wbnoinvd: true, smeCoherent: false, vmPageFlush: 'faults' } as const;
 
+/**
+ * Mutants the exploration machine cannot show (a mask policy, an ASID range,
+ * regions over two pages that it does not have): a machine that can, and the
+ * ops of the campaign's shrunk counterexample as the alphabet.
+ */
+const FOR_MUTANT: { readonly [id: string]: { readonly config: Json; alphabet(c: Config): readonly SevOp[] } } = {
+  'mask-cleared-while-running': {
+    config: { cpus: 1, pages: 2, linesPerPage: 1, asids: 1, wbnoinvd: false, smeCoherent: false, vmPageFlush: 'works', haveRunMask: 'clear-after-writeback' },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+      { op: 'hostWrite', args: { cpu: 0, page: 0, line: 0, value: 100 } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'guestWrite', args: { vm: 1, cpu: 0, page: 0, line: 0, value: 1 } },
+      { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 1 } },
+      { op: 'evict', args: { cpu: 0, page: 0, line: 0, key: 0 } },
+      { op: 'guestRead', args: { vm: 1, cpu: 0, page: 0, line: 0 } },
+      { op: 'registerRegion', args: { vm: 1, page: 1, npages: 1 } },
+      { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'guestWrite', args: { vm: 1, cpu: 0, page: 1, line: 0, value: 1 } },
+    ],
+  },
+  'unregister-matches-containing-region': {
+    config: { cpus: 3, pages: 5, linesPerPage: 2, asids: 4, wbnoinvd: true, smeCoherent: true, vmPageFlush: 'faults', haveRunMask: 'upstream', minSevAsid: 4 },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } },
+      { op: 'registerRegion', args: { vm: 1, page: 0, npages: 1 } },
+      { op: 'unregisterRegion', args: { vm: 1, page: 0, npages: 1 } },
+    ],
+  },
+  'asid-range-ignored': {
+    config: { cpus: 3, pages: 5, linesPerPage: 1, asids: 4, wbnoinvd: true, smeCoherent: false, vmPageFlush: 'faults', haveRunMask: 'upstream', minSevAsid: 2 },
+    alphabet: () => [
+      { op: 'createVm', args: { vm: 1, type: 'sev' } },
+    ],
+  },
+};
+
 function alphabet(_c: Config): SevOp[] {
   return [
     { op: 'createVm', args: { vm: 1, type: 'sev' } },
@@ -187,7 +225,7 @@ export const sevCacheDomain: Domain<Config, SevOp, SevResult, SevView, SevScope>
   arbitraries,
   budget: { runs: 300, maxOps: 60 },
   mutantBudget: { runs: 300, maxOps: 60 },
-  exploration: { config: EXPLORATION_CONFIG, alphabet },
+  exploration: { config: EXPLORATION_CONFIG, alphabet, forMutant: FOR_MUTANT },
   describeOp,
   costReport,
   hidden: sevCacheHidden,

@@ -130,6 +130,96 @@ function alphabet(c: Config): Op[] {
   return ops;
 }
 
+/**
+ * Mutants the exploration world cannot show within the search budget: PAE-only
+ * bugs (the world is non-PAE), and bugs that need 7 to 9 ops over addresses
+ * the world's alphabet does not name. For each: the configuration of the
+ * campaign's shrunk counterexample and its ops as the alphabet.
+ */
+const FOR_MUTANT: { readonly [id: string]: { readonly config: Json; alphabet(c: Config): readonly Op[] } } = {
+  'release-keeps-entry': {
+    config: { pae: false, pgdirSlots: 1, guestPages: 64, hostBase: 65536, readOnlyPages: [], hostCpus: 1, switcherAddr: 4290772992 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 3072, value: 12387 } },
+      { op: 'guestWrite', args: { gpa: 11264, value: 12387 } },
+      { op: 'guestWrite', args: { gpa: 12348, value: 131171 } },
+      { op: 'guestWrite', args: { gpa: 12344, value: 192611 } },
+      { op: 'pinPage', args: { vaddr: 3221286912 } },
+      { op: 'setPte', args: { pgdir: 0, vaddr: 3221319680, gpte: 229475 } },
+      { op: 'setPte', args: { pgdir: 0, vaddr: 3221319680, gpte: 229379 } },
+    ],
+  },
+  'eager-writable-clean': {
+    config: { pae: true, pgdirSlots: 4, guestPages: 256, hostBase: 65536, readOnlyPages: [], hostCpus: 1, switcherAddr: 4292870144 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 0, value: 57345 } },
+      { op: 'guestWrite', args: { gpa: 57856, value: 49255 } },
+      { op: 'guestWrite', args: { gpa: 49152, value: 196615 } },
+      { op: 'pageFault', args: { vaddr: 134217728, errcode: 0 } },
+      { op: 'setPte', args: { pgdir: 0, vaddr: 134217728, gpte: 196647 } },
+    ],
+  },
+  'reuse-keeps-user': {
+    config: { pae: false, pgdirSlots: 1, guestPages: 64, hostBase: 65536, readOnlyPages: [], hostCpus: 1, switcherAddr: 4290772992 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'newPagetable', args: { pgtable: 8192, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 8320, value: 28775 } },
+      { op: 'guestWrite', args: { gpa: 28672, value: 258055 } },
+      { op: 'pageFault', args: { vaddr: 134217728, errcode: 0 } },
+    ],
+  },
+  'eager-not-present-leaks': {
+    config: { pae: false, pgdirSlots: 1, guestPages: 64, hostBase: 65536, readOnlyPages: [], hostCpus: 1, switcherAddr: 4290772992 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 3072, value: 12387 } },
+      { op: 'guestWrite', args: { gpa: 11264, value: 12387 } },
+      { op: 'guestWrite', args: { gpa: 12348, value: 131171 } },
+      { op: 'guestWrite', args: { gpa: 12344, value: 192611 } },
+      { op: 'setStack', args: { vaddr: 3221291008, pages: 1 } },
+      { op: 'setPte', args: { pgdir: 0, vaddr: 3221291008, gpte: 65638 } },
+    ],
+  },
+  'release-pmd-leaks-page': {
+    config: { pae: true, pgdirSlots: 1, guestPages: 64, hostBase: 65536, readOnlyPages: [], hostCpus: 1, switcherAddr: 4292870144 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+    ],
+  },
+  'eager-bad-pte-only-where-cached': {
+    config: { pae: true, pgdirSlots: 1, guestPages: 256, hostBase: 65536, readOnlyPages: [146, 209, 234], hostCpus: 3, switcherAddr: 4292870144 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 24, value: 32769 } },
+      { op: 'guestWrite', args: { gpa: 32768, value: 12391 } },
+      { op: 'guestWrite', args: { gpa: 8216, value: 32769 } },
+      { op: 'guestWrite', args: { gpa: 12416, value: 458919 } },
+      { op: 'setPte', args: { pgdir: 0, vaddr: 3221291008, gpte: 458919 } },
+    ],
+  },
+  'write-fault-releases-before-kill': {
+    config: { pae: true, pgdirSlots: 1, guestPages: 64, hostBase: 65536, readOnlyPages: [36], hostCpus: 3, switcherAddr: 4292870144 },
+    alphabet: () => [
+      { op: 'lguestInit', args: { kernelAddress: 3221225472 } },
+      { op: 'newPagetable', args: { pgtable: 0, victim: 0 } },
+      { op: 'guestWrite', args: { gpa: 0, value: 45057 } },
+      { op: 'guestWrite', args: { gpa: 45568, value: 36967 } },
+      { op: 'guestWrite', args: { gpa: 36864, value: 147495 } },
+      { op: 'pageFault', args: { vaddr: 134217728, errcode: 0 } },
+      { op: 'pageFault', args: { vaddr: 134217728, errcode: 2 } },
+    ],
+  },
+};
+
 function describeOp(op: Op): string {
   const a = op.args as Record<string, number>;
   const parts = Object.keys(a).map((k) => `${k}=${['gpa', 'vaddr', 'pgdir', 'pgtable', 'gpte', 'value', 'kernelAddress', 'pmdp'].includes(k) ? hex(a[k]!) : a[k]}`);
@@ -160,6 +250,7 @@ export const shadowPtDomain: Domain<Config, Op, R, V, Scope> = {
   exploration: {
     config: { pgdirSlots: 2, guestPages: 16, hostCpus: 1, readOnlyPages: [12] },
     alphabet,
+    forMutant: FOR_MUTANT,
   },
   describeOp,
   hidden: shadowPtHidden,

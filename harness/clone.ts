@@ -17,8 +17,27 @@ function copyValue(value: unknown, memo: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value; // primitives; functions are kept by reference
   const known = memo.get(value);
   if (known !== undefined) return known;
+  if (value instanceof ArrayBuffer) {
+    const copy = value.slice(0);
+    memo.set(value, copy);
+    return copy;
+  }
   if (ArrayBuffer.isView(value)) {
-    const copy = (value as unknown as { slice(): unknown }).slice();
+    const buffer = value.buffer as ArrayBuffer;
+    let copy: unknown;
+    if (value.byteLength === buffer.byteLength && value.byteOffset === 0 && !(value instanceof DataView) && !memo.has(buffer)) {
+      // The common case: the view owns its buffer.
+      copy = (value as unknown as { slice(): ArrayBufferView }).slice();
+      if (!memo.has(buffer)) memo.set(buffer, (copy as ArrayBufferView).buffer);
+    } else {
+      // Views sharing one buffer stay sharing one (copied once) buffer: per-view
+      // slices would un-share them, and a write through one would stop showing in the other.
+      let nb = memo.get(buffer) as ArrayBuffer | undefined;
+      if (nb === undefined) memo.set(buffer, (nb = buffer.slice(0)));
+      const Ctor = value.constructor as new (b: ArrayBuffer, offset: number, length: number) => ArrayBufferView;
+      const length = value instanceof DataView ? value.byteLength : (value as unknown as { length: number }).length;
+      copy = new Ctor(nb, value.byteOffset, length);
+    }
     memo.set(value, copy);
     return copy;
   }
@@ -67,6 +86,13 @@ export function copyStateInto<T extends object>(fresh: T, original: T): T {
 }
 
 function isTableOfFunctions(o: object): boolean {
-  const keys = Object.keys(o);
-  return keys.length > 0 && Object.getPrototypeOf(o) === Object.prototype && keys.every((k) => typeof (o as Record<string, unknown>)[k] === 'function');
+  // Prototype first: typed arrays and class instances are never handler tables, and
+  // listing a typed array's keys would cost one string per element.
+  if (Object.getPrototypeOf(o) !== Object.prototype) return false;
+  let any = false;
+  for (const k in o) {
+    if (typeof (o as Record<string, unknown>)[k] !== 'function') return false;
+    any = true;
+  }
+  return any;
 }

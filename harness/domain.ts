@@ -23,6 +23,7 @@
  */
 import type * as fc from 'fast-check';
 import type * as t from 'io-ts';
+import type { Hasher } from './fpset';
 
 /** A JSON value: what results, views, configs and case files are made of. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -82,6 +83,20 @@ export interface System<O extends OpShape, R extends ResultShape, V, S = never> 
    * must behave identically for every future op sequence).
    */
   fingerprint?(): string;
+  /**
+   * Optional fast copy of the state (bounded exploration branches from every
+   * state). Without them the harness copies the system generically
+   * (`harness/clone.ts`). `restore` must make this system behave exactly as
+   * the one `snapshot` was taken from, and must not keep `snap` (it is
+   * restored from again).
+   */
+  /**
+   * Optional: `fingerprint()` as a 64-bit hash, mixed into `h` without
+   * building the text (two states with equal fingerprints must hash alike).
+   */
+  fingerprintHash?(h: Hasher): void;
+  snapshot?(): object;
+  restore?(snap: object): void;
 }
 
 /**
@@ -153,6 +168,15 @@ export interface Exploration<C, O> {
   readonly config: Json;
   /** Every op considered at every state (a finite alphabet). */
   alphabet(config: C): readonly O[];
+  /**
+   * Per mutant, a small configuration and alphabet for the breadth-first
+   * search of `hvspec mutants`, for a bug the default ones cannot show: one
+   * that lives only in another configuration (PAE, a mask policy, an ASID
+   * range) or needs addresses the default alphabet does not name. The search
+   * still tries every op of the alphabet at every state, so the trace it
+   * reports is a shortest one over that alphabet.
+   */
+  readonly forMutant?: { readonly [mutantId: string]: { readonly config: Json; alphabet(config: C): readonly O[] } };
 }
 
 export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = never> {

@@ -4,14 +4,10 @@
  */
 import { checkDomainAsync } from './check';
 import type { SomeDomain } from './domain';
+import { domainsFrom } from './registry';
 import type { WorkerMessage, WorkerRequest, WorkerStop } from './parallel';
 
-/** The domain list from the registry module the parent named (the harness imports no domain). */
-function domainsOf(registry: string): readonly SomeDomain[] {
-  const mod = require(registry) as { DOMAINS?: unknown };
-  if (!Array.isArray(mod.DOMAINS)) throw new Error(`${registry} exports no DOMAINS list`);
-  return mod.DOMAINS as readonly SomeDomain[];
-}
+
 
 function post(m: WorkerMessage, then?: () => void): void {
   process.send!(m, undefined, {}, then);
@@ -32,7 +28,7 @@ process.on('message', (m: WorkerRequest | WorkerStop) => {
   const req = m;
   let some: SomeDomain | undefined;
   try {
-    some = domainsOf(req.registry).find((d) => d.id === req.domain);
+    some = domainsFrom(req.registry).find((d) => d.id === req.domain);
   } catch (e) {
     post({ kind: 'error', message: e instanceof Error ? e.message : String(e) }, () => process.disconnect());
     return;

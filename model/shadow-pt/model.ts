@@ -6,6 +6,7 @@
  * the model holds. Slow where it may be, obviously right where it must be.
  */
 import { dispatch, type OpHandlers, type System } from '../../harness/domain';
+import { hashValue, type Hasher } from '../../harness/fpset';
 import {
   _PAGE_ACCESSED,
   _PAGE_DIRTY,
@@ -156,6 +157,77 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
 
   counters(): Readonly<Record<string, number>> {
     return { entriesScanned: this.scanned };
+  }
+
+  /**
+   * The fingerprint() above as a 64-bit hash, without building its text:
+   * the same parts (flags, stack, slots, entries, references, table owners,
+   * kernel generations, what the host was told, non-zero guest memory), read
+   * from the live View the model keeps, mixed into `h`.
+   */
+  fingerprintHash(h: Hasher): void {
+    const v = this.live;
+    h.word((+v.dead) | (+v.destroyed << 1) | (+v.linear << 2) | (+this.initialized << 3));
+    h.num(v.kernelAddress);
+    h.num(v.current);
+    if (this.stack) {
+      h.num(this.stack.vaddr);
+      h.num(this.stack.pages);
+    } else h.word(-1);
+    hashValue(h, v.slots);
+    hashValue(h, v.sptes);
+    hashValue(h, v.refs);
+    hashKeys(h, v.tables);
+    hashValue(h, v.kernelGens);
+    hashValue(h, v.told);
+    hashNonZero(h, this.mem);
+  }
+
+  /** A copy of the whole state, for exploration (faster than the generic deep copy). */
+  snapshot(): object {
+    const snap: ModelSnapshot = {
+      mem: new Map(this.mem),
+      slots: this.slots.map((x) => (x ? { ...x } : undefined)),
+      sptes: new Map([...this.sptes].map(([k, m]) => [k, new Map(m)])),
+      tables: new Map(this.tables),
+      tablePages: new Map(this.tablePages),
+      ledger: new Map(this.ledger),
+      kernelGens: new Map(this.kernelGens),
+      told: new Map(this.told),
+      live: copyView(this.live),
+      scope: copyScope(this.scope),
+      scalars: {
+        nextTableId: this.nextTableId,
+        kernelAddress: this.kernelAddress,
+        initialized: this.initialized,
+        linear: this.linear,
+        current: this.current,
+        dead: this.dead,
+        destroyed: this.destroyed,
+        stack: this.stack,
+        scanned: this.scanned,
+      },
+    };
+    return snap;
+  }
+
+  restore(snapshot: object): void {
+    const s = snapshot as ModelSnapshot;
+    refill(this.mem, s.mem);
+    for (let i = 0; i < s.slots.length; i++) {
+      const x = s.slots[i];
+      this.slots[i] = x ? { ...x } : undefined;
+    }
+    this.sptes.clear();
+    for (const [k, m] of s.sptes) this.sptes.set(k, new Map(m));
+    refill(this.tables, s.tables);
+    refill(this.tablePages, s.tablePages);
+    refill(this.ledger, s.ledger);
+    refill(this.kernelGens, s.kernelGens);
+    refill(this.told, s.told);
+    Object.assign(this.live, copyView(s.live));
+    this.scope = copyScope(s.scope);
+    Object.assign(this, s.scalars);
   }
 
   fingerprint(): string {
@@ -615,4 +687,70 @@ export class ShadowPtModel implements System<Op, Result, View, Scope> {
 
 export function createModel(c: Config): ShadowPtModel {
   return new ShadowPtModel(c);
+}
+
+/** What `ShadowPtModel.snapshot()` keeps. Entries (SpteView) are replaced, never changed in place, so they are shared. */
+interface ModelSnapshot {
+  readonly mem: Map<number, number>;
+  readonly slots: readonly (Slot | undefined)[];
+  readonly sptes: Map<number, Map<number, SpteView>>;
+  readonly tables: Map<string, number>;
+  readonly tablePages: Map<number, string>;
+  readonly ledger: Map<string, number>;
+  readonly kernelGens: Map<number, number>;
+  readonly told: Map<string, number>;
+  readonly live: View;
+  readonly scope: Scope;
+  readonly scalars: object;
+}
+
+function refill<K, V>(dst: Map<K, V>, src: ReadonlyMap<K, V>): void {
+  dst.clear();
+  for (const [k, v] of src) dst.set(k, v);
+}
+
+/** The keys of a record, in any order. */
+function hashKeys(h: Hasher, rec: Record<string, unknown>): void {
+  const set = new Set<string>();
+  for (const k in rec) set.add(k);
+  hashValue(h, set);
+}
+
+/** The non-zero words of guest memory, in any order. */
+function hashNonZero(h: Hasher, mem: ReadonlyMap<number, number>): void {
+  const nz = new Map<number, number>();
+  for (const [a, w] of mem) if (w !== 0) nz.set(a, w);
+  hashValue(h, nz);
+}
+
+/** A copy of a View: records copied, their entries shared (entries are replaced, never changed in place). */
+function copyView(v: View): View {
+  return {
+    dead: v.dead,
+    destroyed: v.destroyed,
+    linear: v.linear,
+    kernelAddress: v.kernelAddress,
+    current: v.current,
+    slots: { ...v.slots },
+    sptes: { ...v.sptes },
+    refs: { ...v.refs },
+    mapcount: { ...v.mapcount },
+    underflows: { ...v.underflows },
+    tables: { ...v.tables },
+    tablePages: { ...v.tablePages },
+    kernelGens: { ...v.kernelGens },
+    told: { ...v.told },
+  };
+}
+
+function copyScope(s: Scope): Scope {
+  return {
+    entries: s.entries.slice(),
+    pfns: s.pfns.slice(),
+    owners: s.owners.slice(),
+    pages: s.pages.slice(),
+    slots: s.slots.slice(),
+    vpages: s.vpages.slice(),
+    ...(s.told ? { told: s.told.slice() } : {}),
+  };
 }
