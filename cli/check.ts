@@ -7,11 +7,12 @@ import { loadCaseFile, replayCase } from '../harness/cases';
 import { listCorpus, saveCounterexample } from '../harness/corpus';
 import { formatCounterexample, formatFailure, formatTallies, formatTrace, talliesJson } from '../harness/format';
 import { emptyTallies, mergeTallies, type Tallies } from '../harness/lockstep';
+import { formatReach, reachJson, unreachedScenarios } from '../harness/reach';
 import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption } from './args';
 
 export const CHECK_HELP = `usage: hvspec check [--domain D] [--runs N] [--seed S] [--max-ops K] [--time-limit T]
                     [--impl impl|mutant:ID] [--workers N] [--shard I/N] [--path P]
-                    [--no-corpus] [--json]
+                    [--no-corpus] [--require-scenarios] [--json]
 
 Replays the saved failure corpus (.hvspec/failures/), then runs the lockstep
 property of each domain: random configurations and traces, model and impl
@@ -28,6 +29,7 @@ shrunk, printed as a numbered trace and saved as a case file.
   --workers N      spread the runs over N worker processes (same runs, verdict and totals)
   --path P         fast-check path of a counterexample (with --runs 1)
   --no-corpus      do not replay or save the failure corpus
+  --require-scenarios  fail (exit 1) when a domain's named scenario was reached by no run
   --json           one JSON report on stdout
 
 exit: 0 all hold, 1 counterexample, 2 bad usage`;
@@ -54,6 +56,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       path: { type: 'string' },
       workers: { type: 'string' },
       'no-corpus': { type: 'boolean' },
+      'require-scenarios': { type: 'boolean' },
       json: { type: 'boolean' },
     },
     false,
@@ -71,6 +74,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const workers = intOption('workers', values.workers, 1, 64) ?? 1;
   const seed = seedOption(values.seed) ?? (Date.now() ^ (process.pid << 16)) | 0;
   const json = values.json === true;
+  const requireScenarios = values['require-scenarios'] === true;
+  let unreached = false;
   const useCorpus = values['no-corpus'] !== true && mutant === undefined;
   if (mutant !== undefined) {
     for (const d of domains) {
@@ -151,6 +156,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
       out(head);
       out(formatTallies(outcome.tallies));
       if (d.costReport) for (const line of d.costReport(outcome.tallies.counters.model, outcome.tallies.counters.impl)) out(`    ${line}`);
+      for (const line of formatReach(d, outcome.tallies, outcome.reach, outcome.runsExecuted)) out(line);
+      const missed = requireScenarios && outcome.failure === null ? unreachedScenarios(d, outcome.reach) : [];
+      if (missed.length > 0) {
+        unreached = true;
+        const msg = `${d.id}: --require-scenarios: ${missed.length} scenario${missed.length === 1 ? '' : 's'} reached by no run: ${missed.join(', ')}`;
+        if (json) process.stderr.write(`hvspec check: ${msg}\n`);
+        else out(msg);
+      }
       let saved: string | null = null;
       if (outcome.failure) {
         if (useCorpus) saved = saveCounterexample(d, outcome.failure);
@@ -163,6 +176,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
         elapsedMs: outcome.elapsedMs,
         interrupted: outcome.interrupted,
         ...talliesJson(outcome.tallies) as { [k: string]: Json },
+        ...reachJson(d, outcome.tallies, outcome.reach),
+        ...(missed.length > 0 ? { unreachedScenarios: missed } : {}),
       };
       if (outcome.failure) {
         const cx = outcome.failure;
@@ -183,6 +198,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     domainReports[some.id] = result.entry;
     if (result.failed) failed = true;
   }
+  if (unreached) failed = true;
   report['verdict'] = failed ? 'fail' : 'pass';
   report['runs'] = runs ?? null;
   report['maxOps'] = maxOps ?? null;
@@ -195,6 +211,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     // Recording coverage is a convenience; a read-only tree still checks.
   }
   if (json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  else out(`seed ${seed}: ${failed ? 'counterexample found' : 'all invariants hold'} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  else out(`seed ${seed}: ${failed ? (unreached && !Object.values(domainReports).some((r) => (r as { verdict?: Json }).verdict === 'fail') ? 'invariants hold, but a required scenario was not reached' : 'counterexample found') : 'all invariants hold'} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
   return failed ? 1 : 0;
 }

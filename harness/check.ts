@@ -12,6 +12,8 @@
 import * as fc from 'fast-check';
 import type { Domain, Json, OpShape, ResultShape, System } from './domain';
 import { emptyTallies, mergeTallies, runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
+import { emptyReach, recordRun, ScenarioWatch, type ReachTally } from './reach';
+import { swarmLabel } from './swarm';
 
 export interface CheckOptions {
   readonly runs: number;
@@ -58,6 +60,8 @@ export interface CheckOutcome<C, O, R> {
   readonly failure: Counterexample<C, O, R> | null;
   readonly tallies: Tallies;
   readonly interrupted: boolean;
+  /** Scenarios reached and swarm subsets drawn (harness/reach.ts). */
+  readonly reach?: ReachTally;
 }
 
 /** Seed of run k of a campaign with seed S (run 0 is S itself). */
@@ -91,6 +95,9 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
   const create = implFactory(domain, options.mutant);
   const arb = caseArbitrary(domain, options.maxOps);
   const tallies = emptyTallies();
+  const reach = emptyReach();
+  const scenarios = domain.scenarios ?? [];
+  const scenarioIds = scenarios.map((s) => s.id);
   const shard = options.shard ?? { index: 0, count: 1 };
   const mine: number[] = [];
   for (let k = shard.index; k < options.runs; k += shard.count) mine.push(k);
@@ -111,8 +118,12 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
     const details = fc.check(
       fc.property(arb, ({ config, ops }) => {
         // Only the generated run counts towards statistics, not shrink attempts.
-        const out = runTrace(domain, config, ops, first ? { tallies: runTallies } : {}, create);
-        if (first) originalLength = ops.length;
+        const watch = first && scenarios.length > 0 ? new ScenarioWatch(scenarios, config) : undefined;
+        const out = runTrace(domain, config, ops, first ? { tallies: runTallies, ...(watch ? { observer: watch } : {}) } : {}, create);
+        if (first) {
+          originalLength = ops.length;
+          recordRun(reach, scenarioIds, watch?.reached ?? new Set(), swarmLabel(ops));
+        }
         first = false;
         return out.failure === null;
       }),
@@ -154,5 +165,6 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
     failure,
     tallies,
     interrupted,
+    reach,
   };
 }

@@ -18,6 +18,7 @@ import { fork } from 'child_process';
 import * as path from 'path';
 import type { CheckOptions, CheckOutcome } from './check';
 import { emptyTallies, mergeTallies } from './lockstep';
+import { emptyReach, mergeReach } from './reach';
 
 export interface WorkerRequest {
   readonly domain: string;
@@ -33,6 +34,8 @@ export type WorkerMessage =
 export function mergeOutcomes<C, O, R>(parts: readonly CheckOutcome<C, O, R>[], elapsedMs: number): CheckOutcome<C, O, R> {
   const tallies = emptyTallies();
   for (const p of parts) mergeTallies(tallies, p.tallies);
+  const reach = emptyReach();
+  for (const p of parts) mergeReach(reach, p.reach);
   const failures = parts.map((p) => p.failure).filter((f): f is NonNullable<typeof f> => f !== null);
   failures.sort((a, b) => a.run - b.run);
   return {
@@ -44,6 +47,7 @@ export function mergeOutcomes<C, O, R>(parts: readonly CheckOutcome<C, O, R>[], 
     failure: failures[0] ?? null,
     tallies,
     interrupted: parts.some((p) => p.interrupted),
+    reach,
   };
 }
 
