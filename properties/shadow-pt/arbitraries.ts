@@ -402,8 +402,11 @@ class Expander {
 }
 
 /** The opening: lguestInit, a few faults on the linear mapping, the first page table, the stack. */
-function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
+function prologueArb(w: World): fc.Arbitrary<{ badInit: number; init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
   return fc.record({
+    // Now and then a bad lguestInit first, while it is still allowed (later ones are EBUSY):
+    // 0 kills the guest (at the Switcher), 1-2 are unaligned (EINVAL); the rest, none.
+    badInit: fc.integer({ min: 0, max: 39 }),
     init: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.85),
     linear: fc.array(fc.integer({ min: 0, max: w.c.guestPages - 1 }), { maxLength: 3 }),
     newPt: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.97),
@@ -422,7 +425,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const w = planWorld(c);
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const killer = fc.option(
-    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 19), v: fc.nat(), t, x: fc.nat() }),
+    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 7, 19), v: fc.nat(), t, x: fc.nat() }),
     { freq: 2 },
   );
   return fc
@@ -438,6 +441,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
       if (kill) intents.splice(Math.floor(kill.at * intents.length), 0, { k: 'bad', kind: kill.kind, v: kill.v, t: kill.t, x: kill.x });
       if (destroyAt !== null) intents.splice(Math.floor(destroyAt * intents.length), 0, { k: 'destroy' });
       const x = new Expander(w);
+      if (pro.badInit <= 2) x.out.push({ op: 'lguestInit', args: { kernelAddress: pro.badInit === 0 ? c.switcherAddr : w.kernelAddress + PAGE_SIZE / 2 } });
       if (pro.init) x.out.push({ op: 'lguestInit', args: { kernelAddress: w.kernelAddress } });
       for (const f of pro.linear) x.out.push({ op: 'pageFault', args: { vaddr: f * PAGE_SIZE, errcode: errs & ERR_WRITE } });
       if (pro.newPt) {
