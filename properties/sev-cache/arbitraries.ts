@@ -402,6 +402,11 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
         break;
       }
       case 'reclaim': {
+        if (i.bad && ids.length > 0 && i.c % 3 === 0) {
+          // `page` without `npages`: EINVAL (sev-cache page §3 memoryReclaimed).
+          out.push({ op: 'memoryReclaimed', args: { vm: pick(ids, i.a), page: i.d % c.pages } });
+          break;
+        }
         const vm = i.bad || ids.length === 0 ? 1 + ((i.a % MAX_VM_ID) + MAX_VM_ID) : pick(ids, i.a);
         const g = vms.get(vm);
         if (g && g.regions.length > 0 && i.c % 2 === 0) {
@@ -417,8 +422,8 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
       case 'launchUpdate': {
         const cands = withRegions((g) => !g.ran && g.type !== 'snp');
         if (cands.length === 0 || i.bad) {
-          // a VM that has run, an SNP VM, or a page that is not the VM's
-          const vm = ids.length > 0 ? pick(ids, i.a) : 1;
+          // a VM that has run, an SNP VM, a page that is not the VM's, or an unknown VM (ENOENT)
+          const vm = ids.length > 0 && i.c % 4 !== 0 ? pick(ids, i.a) : 1 + ((i.a % MAX_VM_ID) + MAX_VM_ID);
           const page = (i.d + 1) % c.pages;
           if (kind === 'launchWrite') out.push({ op: 'launchWrite', args: { vm, cpu: i.b % c.cpus, page, line: i.c % c.linesPerPage, value: 500 + (i.d % 97) } });
           else out.push({ op: 'launchUpdateData', args: { vm, page, npages: 1 } });
