@@ -14,6 +14,7 @@ import type { Domain, Json, OpShape, ResultShape, System } from './domain';
 import { emptyTallies, mergeTallies, runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
 import { emptyReach, recordRun, ScenarioWatch, type ReachTally } from './reach';
 import { swarmLabel } from './swarm';
+import { ddmin } from './ddmin';
 
 export interface CheckOptions {
   readonly runs: number;
@@ -49,6 +50,10 @@ export interface Counterexample<C, O, R> {
   /** Ops in the trace as first found, before shrinking. */
   readonly originalLength: number;
   readonly shrinks: number;
+  /** Length after fast-check's shrink, before delta debugging (harness/ddmin.ts). */
+  readonly shrunkLength?: number;
+  /** Replays delta debugging spent. */
+  readonly ddminEvaluations?: number;
 }
 
 export interface CheckOutcome<C, O, R> {
@@ -138,7 +143,26 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
       const f: StepFailure =
         replay.failure ??
         ({ kind: 'crash', step: ops.length - 1, message: `the property failed but its replay did not: ${String(details.errorInstance)}` } as const);
-      const cut = f.step >= 0 ? f.step + 1 : ops.length;
+      let cut = f.step >= 0 ? f.step + 1 : ops.length;
+      const shrunkLength = cut;
+      // Delta debugging on the ops themselves (fast-check shrank the generator's choices).
+      let finalOps = ops.slice(0, cut);
+      let finalFailure = f;
+      let finalResults = replay.results;
+      let evaluations = 0;
+      if (replay.failure !== null) {
+        const dd = ddmin(domain, config, finalOps, replay.failure, create);
+        evaluations = dd.evaluations;
+        if (dd.ops.length <= finalOps.length) {
+          const again = runTrace(domain, config, dd.ops, {}, create);
+          if (again.failure !== null) {
+            finalOps = dd.ops;
+            finalFailure = again.failure;
+            finalResults = again.results;
+            cut = again.failure.step >= 0 ? again.failure.step + 1 : dd.ops.length;
+          }
+        }
+      }
       failure = {
         domain: domain.id,
         ...(options.mutant !== undefined ? { mutant: options.mutant } : {}),
@@ -147,11 +171,13 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
         path: details.counterexamplePath ?? '',
         config,
         configInput: domain.encodeConfig(config),
-        ops: ops.slice(0, cut),
-        failure: f,
-        results: replay.results.slice(0, cut),
+        ops: finalOps.slice(0, cut),
+        failure: finalFailure,
+        results: finalResults.slice(0, cut),
         originalLength,
         shrinks: details.numShrinks,
+        shrunkLength,
+        ddminEvaluations: evaluations,
       };
       break;
     }
