@@ -40,7 +40,7 @@ export function swarm<T>(table: readonly WeightedArb<T>[], percent: number = SWA
   const n = table.length;
   return fc
     .tuple(
-      fc.integer({ min: 0, max: 99 }),
+      fc.noBias(fc.integer({ min: 0, max: 99 })),
       fc.array(fc.boolean(), { minLength: n, maxLength: n }),
       fc.array(fc.integer({ min: 1, max: 4 }), { minLength: n, maxLength: n }),
     )

@@ -19,6 +19,7 @@
  */
 import * as fc from 'fast-check';
 import { asidRange, type Config, type HaveRunMask, type SevOp, type VmType } from '../../spec/sev-cache/types';
+import { swarm, tagSwarm } from '../../harness/swarm';
 
 type Kind =
   | 'create'
@@ -73,9 +74,12 @@ const WEIGHTS: ReadonlyArray<readonly [Kind, number]> = [
   ['storyLaunch', 2],
 ];
 
-export function intent(): fc.Arbitrary<Intent> {
+/** The intent kinds as a weighted table (swarm testing draws subsets of it). */
+const KIND_TABLE = WEIGHTS.map(([k, weight]) => ({ name: k, weight, arbitrary: fc.constant(k) }));
+
+export function intent(kind: fc.Arbitrary<Kind> = fc.oneof(...KIND_TABLE)): fc.Arbitrary<Intent> {
   return fc.record({
-    kind: fc.oneof(...WEIGHTS.map(([k, weight]) => ({ arbitrary: fc.constant(k), weight }))),
+    kind,
     a: fc.nat(1023),
     b: fc.nat(1023),
     c: fc.nat(1023),
@@ -527,7 +531,10 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
 }
 
 export function ops(c: Config, maxOps: number): fc.Arbitrary<SevOp[]> {
-  return fc.array(intent(), { maxLength: maxOps, size: 'max' }).map((xs) => resolve(c, xs));
+  // Swarm testing (harness/swarm.ts): a share of runs draws a subset of the intent kinds.
+  return swarm(KIND_TABLE).chain(({ arbitrary, label }) =>
+    fc.array(intent(arbitrary), { maxLength: maxOps, size: 'max' }).map((xs) => tagSwarm(resolve(c, xs), label)),
+  );
 }
 
 export const arbitraries = { config, ops };

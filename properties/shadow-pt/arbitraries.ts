@@ -14,6 +14,7 @@
  * addresses, indices out of range, read-only backing, bad CPU/slot numbers.
  */
 import * as fc from 'fast-check';
+import { swarm, tagSwarm, type WeightedArb } from '../../harness/swarm';
 import {
   _PAGE_ACCESSED as A,
   _PAGE_DIRTY as D,
@@ -147,25 +148,26 @@ type Intent =
   | { k: 'destroy' }
   | { k: 'bad'; kind: number; v: number; t: number; x: number };
 
-function intentArb(w: World): fc.Arbitrary<Intent> {
+/** The weighted intent table (swarm testing draws subsets of it). */
+function intentTable(w: World): WeightedArb<Intent>[] {
   const c = w.c;
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const kernel = fc.boolean();
-  return fc.oneof(
-    { weight: 30, arbitrary: fc.record({ k: fc.constant('fault' as const), kernel, v: fc.nat(), t, err: fc.integer({ min: 0, max: 7 }), flavor: fc.nat(), write: fc.boolean() }) },
-    { weight: 14, arbitrary: fc.record({ k: fc.constant('setPte' as const), kernel, v: fc.nat(), t, flavor: fc.nat(), mem: fc.boolean() }) },
-    { weight: 8, arbitrary: fc.record({ k: fc.constant('newPt' as const), t, victim: fc.integer({ min: 0, max: c.pgdirSlots - 1 }) }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('setPgd' as const), t, v: fc.nat(), kernel, switcher: fc.boolean() }) },
-    { weight: 4, arbitrary: fc.record({ k: fc.constant('simple' as const), op: fc.constantFrom('flushUser' as const, 'flushUser' as const, 'flushAll' as const, 'setPmd' as const) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('stack' as const), pages: fc.integer({ min: 1, max: 2 }) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('pin' as const), which: fc.integer({ min: 0, max: 1 }) }) },
-    { weight: 5, arbitrary: fc.record({ k: fc.constant('cpu' as const), cpu: fc.integer({ min: 0, max: c.hostCpus - 1 }) }) },
-    { weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }) },
-    { weight: 1, arbitrary: fc.constant({ k: 'init' as const }) },
+  return [
+    { name: 'fault', weight: 30, arbitrary: fc.record({ k: fc.constant('fault' as const), kernel, v: fc.nat(), t, err: fc.integer({ min: 0, max: 7 }), flavor: fc.nat(), write: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'setPte', weight: 14, arbitrary: fc.record({ k: fc.constant('setPte' as const), kernel, v: fc.nat(), t, flavor: fc.nat(), mem: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'newPt', weight: 8, arbitrary: fc.record({ k: fc.constant('newPt' as const), t, victim: fc.integer({ min: 0, max: c.pgdirSlots - 1 }) }).map((i) => i as Intent) },
+    { name: 'setPgd', weight: 3, arbitrary: fc.record({ k: fc.constant('setPgd' as const), t, v: fc.nat(), kernel, switcher: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'simple', weight: 4, arbitrary: fc.record({ k: fc.constant('simple' as const), op: fc.constantFrom('flushUser' as const, 'flushUser' as const, 'flushAll' as const, 'setPmd' as const) }).map((i) => i as Intent) },
+    { name: 'stack', weight: 2, arbitrary: fc.record({ k: fc.constant('stack' as const), pages: fc.integer({ min: 1, max: 2 }) }).map((i) => i as Intent) },
+    { name: 'pin', weight: 2, arbitrary: fc.record({ k: fc.constant('pin' as const), which: fc.integer({ min: 0, max: 1 }) }).map((i) => i as Intent) },
+    { name: 'cpu', weight: 5, arbitrary: fc.record({ k: fc.constant('cpu' as const), cpu: fc.integer({ min: 0, max: c.hostCpus - 1 }) }).map((i) => i as Intent) },
+    { name: 'translate', weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }).map((i) => i as Intent) },
+    { name: 'refs', weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }).map((i) => i as Intent) },
+    { name: 'init', weight: 1, arbitrary: fc.constant({ k: 'init' as const }).map((i) => i as Intent) },
     // Bad input that the host answers without killing the guest (kinds 8-19).
-    { weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }) },
-  ).map((i) => i as Intent);
+    { name: 'bad', weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }).map((i) => i as Intent) },
+  ];
 }
 
 /** Expands intents into ops, tracking which guest directory chains it has already written. */
@@ -428,10 +430,11 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
     fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 7, 19), v: fc.nat(), t, x: fc.nat() }),
     { freq: 2 },
   );
-  return fc
+  // Swarm testing (harness/swarm.ts): a share of runs draws a subset of the intent table.
+  return swarm(intentTable(w)).chain(({ arbitrary, label }) => fc
     .tuple(
       prologueArb(w),
-      fc.array(intentArb(w), { maxLength: Math.max(1, maxOps), size: 'max' }),
+      fc.array(arbitrary, { maxLength: Math.max(1, maxOps), size: 'max' }),
       fc.integer({ min: 0, max: 7 }),
       killer,
       fc.option(fc.double({ min: 0.7, max: 1, noNaN: true }), { freq: 5 }),
@@ -455,8 +458,8 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
         if (x.out.length >= maxOps) break;
         x.expand(i);
       }
-      return x.out.slice(0, maxOps);
-    });
+      return tagSwarm(x.out.slice(0, maxOps), label);
+    }));
 }
 
 export const arbitraries = {
