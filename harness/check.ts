@@ -12,7 +12,7 @@
 import * as fc from 'fast-check';
 import type { Domain, Json, OpShape, ResultShape, System } from './domain';
 import { emptyTallies, mergeTallies, runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
-import { emptyReach, recordRun, ScenarioWatch, type ReachTally } from './reach';
+import { emptyReach, recordArgs, recordRun, ScenarioWatch, type ReachTally } from './reach';
 import { swarmLabel } from './swarm';
 import { ddmin } from './ddmin';
 
@@ -128,6 +128,7 @@ export function checkDomain<C, O extends OpShape, R extends ResultShape, V, S>(
         if (first) {
           originalLength = ops.length;
           recordRun(reach, scenarioIds, watch?.reached ?? new Set(), swarmLabel(ops));
+          recordArgs(reach, ops);
         }
         first = false;
         return out.failure === null;

@@ -33,22 +33,99 @@ export interface Scenario<C, O extends OpShape, R, V> {
   before(view: V, op: O, config: C): ((result: R, after: V) => boolean) | null;
 }
 
-/** Runs that reached each scenario, and runs per swarm subset. */
+/**
+ * What one argument of one op took over a campaign's generated traces:
+ * numbers by range, anything else by whether it ever differed.
+ */
+export interface ArgTally {
+  /** Smallest and largest number seen (null: not a number). */
+  min: number | null;
+  max: number | null;
+  /** The first value seen (JSON), to tell whether it ever varied. */
+  first: string;
+  varied: boolean;
+  /** Whether 0 was ever drawn (numbers): the first edge of every range. */
+  zero: boolean;
+}
+
+/** Runs that reached each scenario, runs per swarm subset, and argument ranges. */
 export interface ReachTally {
   /** scenario id -> runs that reached it at least once. */
   scenarios: { [id: string]: number };
   /** swarm subset label -> runs drawn with it ('all' for runs without a subset). */
   swarm: { [subset: string]: number };
+  /** op -> argument -> what it took. */
+  args: { [op: string]: { [arg: string]: ArgTally } };
+  /** op -> the arguments of one generated instance (to ask the codec whether 0 is valid). */
+  argSamples: { [op: string]: { readonly [arg: string]: unknown } };
 }
 
 export function emptyReach(): ReachTally {
-  return { scenarios: {}, swarm: {} };
+  return { scenarios: {}, swarm: {}, args: {}, argSamples: {} };
+}
+
+function mergeArg(into: ArgTally | undefined, from: ArgTally): ArgTally {
+  if (!into) return { ...from };
+  into.min = from.min === null ? into.min : into.min === null ? from.min : Math.min(into.min, from.min);
+  into.max = from.max === null ? into.max : into.max === null ? from.max : Math.max(into.max, from.max);
+  into.varied ||= from.varied || from.first !== into.first;
+  into.zero ||= from.zero;
+  return into;
+}
+
+/** Add a generated trace's arguments to the tally. */
+export function recordArgs(into: ReachTally, ops: readonly OpShape[]): void {
+  for (const op of ops) {
+    const perOp = (into.args[op.op] ??= {});
+    into.argSamples[op.op] ??= op.args;
+    for (const key in op.args) {
+      const v = op.args[key];
+      const num = typeof v === 'number' ? v : null;
+      const first = num !== null ? String(num) : JSON.stringify(v) ?? 'undefined';
+      const x = perOp[key];
+      if (x === undefined) perOp[key] = { min: num, max: num, first, varied: false, zero: num === 0 };
+      else {
+        if (num !== null) {
+          if (x.min === null || num < x.min) x.min = num;
+          if (x.max === null || num > x.max) x.max = num;
+          if (num === 0) x.zero = true;
+        }
+        if (!x.varied && first !== x.first) x.varied = true;
+      }
+    }
+  }
+}
+
+/**
+ * Arguments that never varied, and numeric ones that never took 0 where the
+ * op's codec accepts 0 (ids that start at 1 are not flagged), as `op.arg`.
+ */
+export function flaggedArgs<C, O extends OpShape, R extends ResultShape, V, S>(
+  domain: Domain<C, O, R, V, S>,
+  reach: ReachTally | undefined,
+): { neverVaried: string[]; neverZero: string[] } {
+  const neverVaried: string[] = [];
+  const neverZero: string[] = [];
+  for (const [op, args] of Object.entries(reach?.args ?? {})) {
+    for (const [arg, x] of Object.entries(args)) {
+      if (!x.varied) neverVaried.push(`${op}.${arg}`);
+      const sample = reach?.argSamples[op];
+      const zeroValid = sample !== undefined && domain.opArgs[op]?.is({ ...sample, [arg]: 0 }) === true;
+      if (x.min !== null && !x.zero && zeroValid) neverZero.push(`${op}.${arg}`);
+    }
+  }
+  return { neverVaried, neverZero };
 }
 
 export function mergeReach(into: ReachTally, from: ReachTally | undefined): ReachTally {
   if (!from) return into;
   for (const [k, n] of Object.entries(from.scenarios)) into.scenarios[k] = (into.scenarios[k] ?? 0) + n;
   for (const [k, n] of Object.entries(from.swarm)) into.swarm[k] = (into.swarm[k] ?? 0) + n;
+  for (const [op, a] of Object.entries(from.argSamples ?? {})) into.argSamples[op] ??= a;
+  for (const [op, args] of Object.entries(from.args ?? {})) {
+    const perOp = (into.args[op] ??= {});
+    for (const [arg, x] of Object.entries(args)) perOp[arg] = mergeArg(perOp[arg], x);
+  }
   return into;
 }
 
@@ -130,6 +207,9 @@ export function formatReach<C, O extends OpShape, R extends ResultShape, V, S>(
     const missing = unreachedErrors(domain, tallies);
     lines.push(missing.length === 0 ? '  errors: every documented error was answered' : `  errors never answered: ${missing.map((m) => `${m.op} ${m.error}`).join(', ')}`);
   }
+  const flagged = flaggedArgs(domain, reach);
+  if (flagged.neverVaried.length > 0) lines.push(`  arguments that never varied: ${flagged.neverVaried.join(', ')}`);
+  if (flagged.neverZero.length > 0) lines.push(`  numeric arguments never 0: ${flagged.neverZero.join(', ')}`);
   if (reach && Object.keys(reach.swarm).length > 1) {
     const parts = Object.entries(reach.swarm).sort((a, b) => b[1] - a[1]);
     const all = reach.swarm['all'] ?? 0;
@@ -153,6 +233,14 @@ export function reachJson<C, O extends OpShape, R extends ResultShape, V, S>(
     out['errors'] = { documented, unreached: unreachedErrors(domain, tallies).map((m) => `${m.op} ${m.error}`) };
   }
   out['swarm'] = { ...(reach?.swarm ?? {}) };
+  const args: { [op: string]: Json } = {};
+  for (const [op, perOp] of Object.entries(reach?.args ?? {})) {
+    const o: { [arg: string]: Json } = {};
+    for (const [arg, x] of Object.entries(perOp)) o[arg] = x.min === null ? { varied: x.varied } : { min: x.min, max: x.max, varied: x.varied, zero: x.zero };
+    args[op] = o;
+  }
+  const flagged = flaggedArgs(domain, reach);
+  out['args'] = { reached: args, neverVaried: flagged.neverVaried, neverZero: flagged.neverZero };
   return out;
 }
 

@@ -105,7 +105,8 @@ export function config(): fc.Arbitrary<Config> {
     .map(({ split, ...c }): Config => {
       // About half the machines split the ASIDs (min_sev_asid in 2..asids+1 keeps both ranges usable but small).
       if (split < 2 || c.asids < 2) return c;
-      return { ...c, minSevAsid: 2 + (split % c.asids) };
+      // split 4: min_sev_asid past the last ASID, so plain SEV's range is empty (createVm ENOTTY).
+      return { ...c, minSevAsid: split === 4 ? c.asids + 1 : 2 + (split % c.asids) };
     });
 }
 
@@ -375,10 +376,13 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
           const sevVm = withRegions((g) => g.type === 'sev');
           const vm = sevVm.length > 0 && i.c % 2 === 0 ? pick(sevVm, i.a) : i.bad && i.a % 2 === 0 ? 1 + (i.a % (MAX_VM_ID + 1)) : ids.length > 0 ? pick(ids, i.a) : 1;
           const own = pagesOf(vm);
-          out.push({ op: 'flushEncryptedPage', args: { vm, page: own.length > 0 ? pick(own, i.b) : i.b % c.pages } });
+          // Now and then a page the VM does not hold (EFAULT).
+          const notOwn = Array.from({ length: c.pages }, (_, p) => p).filter((p) => !own.includes(p));
+          const page = own.length > 0 && !(i.bad && i.d % 3 === 0 && notOwn.length > 0) ? pick(own, i.b) : notOwn.length > 0 ? pick(notOwn, i.b) : i.b % c.pages;
+          out.push({ op: 'flushEncryptedPage', args: { vm, page } });
           const g = vms.get(vm);
           // Track it if it was valid after all.
-          const r = g && g.type !== 'sev' ? vmsaRegions(g).find((x) => x.page === (own.length > 0 ? pick(own, i.b) : i.b % c.pages)) : undefined;
+          const r = g && g.type !== 'sev' ? vmsaRegions(g).find((x) => x.page === page) : undefined;
           if (g && r) dropRegion(g, r);
           break;
         }
