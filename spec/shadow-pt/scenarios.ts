@@ -35,11 +35,23 @@ export const SCENARIOS: readonly S[] = [
     title: "a host page mapped from two top levels loses one top level's entry (its reference put once)",
     source: 'spec page §1 and §4 (iii), release_pte (H:460)',
     before(v, op) {
-      if (v.dead || !(op.op === 'setPte' || op.op === 'setPgd' || op.op === 'newPagetable' || op.op === 'flushUser' || op.op === 'pageFault')) return null;
-      const shared = sharedFrames(v);
-      if (shared.size === 0) return null;
-      const pfns = [...shared.keys()];
-      return (_r, after) => pfns.some((pfn) => slotsMapping(after, pfn) === 1);
+      if (v.dead) return null;
+      // Frames whose entries may go: one address (a fault, a setPte), or many (the bulk releases).
+      let pfns: number[];
+      if (op.op === 'pageFault' || op.op === 'setPte') {
+        const vp = op.args.vaddr >>> 12;
+        pfns = [];
+        for (const slot in v.slots) {
+          const e = v.sptes[`${slot}:${vp}`];
+          if (e !== undefined && e.from !== -1 && (v.mapcount[e.pfn] ?? 0) >= 2) pfns.push(e.pfn);
+        }
+      } else if (op.op === 'setPgd' || op.op === 'newPagetable' || op.op === 'flushUser') {
+        pfns = [...sharedFrames(v).keys()];
+      } else return null;
+      if (pfns.length === 0) return null;
+      const shared = pfns.filter((pfn) => slotsMapping(v, pfn) >= 2);
+      if (shared.length === 0) return null;
+      return (_r, after) => shared.some((pfn) => slotsMapping(after, pfn) === 1);
     },
   },
   {

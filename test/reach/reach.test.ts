@@ -17,6 +17,7 @@ import { reachJson, ScenarioWatch, unreachedErrors, unreachedScenarios, type Sce
 import { swarm, swarmLabel, tagSwarm, type WeightedArb } from '../../harness/swarm';
 import type { Domain } from '../../harness/domain';
 import { findDomain } from '../../domains';
+import { decodeReport, mergeReports } from '../../harness/merge';
 
 type ToyScenario = Scenario<ToyConfig, ToyOp, ToyResult, ToyView>;
 
@@ -78,6 +79,31 @@ describe('reach: named scenarios', () => {
     const out = checkDomain(toyDomain, { runs: 5, maxOps: 10, seed: 1 });
     assert.deepEqual(unreachedScenarios(toyDomain, out.reach), []);
     assert.deepEqual(reachJson(toyDomain, out.tallies, out.reach)['scenarios'], []);
+  });
+});
+
+describe('reach: merging shard reports', () => {
+  it('adds up the runs that reached each scenario and the swarm subsets', () => {
+    const shard = (i: number, reached: number[]) => ({
+      seed: 1,
+      verdict: 'pass',
+      shard: `${i}/2`,
+      domains: {
+        d: {
+          verdict: 'pass', runsPlanned: 5, runsExecuted: 5, elapsedMs: 1, steps: 10, ops: {}, invariants: {}, counters: { model: {}, impl: {} },
+          scenarios: reached.map((n, k) => ({ id: `s${k}`, title: `t${k}`, reached: n })),
+          swarm: { all: 4, 'a+b': 1 },
+        },
+      },
+    });
+    const a = decodeReport(shard(1, [1, 0]), 'a.json');
+    const b = decodeReport(shard(2, [2, 0]), 'b.json');
+    assert.ok(a.ok && b.ok);
+    const m = mergeReports([{ file: 'a.json', report: a.value }, { file: 'b.json', report: b.value }]);
+    assert.ok(m.ok);
+    const d = (m.value['domains'] as { d: { scenarios: { id: string; reached: number }[]; swarm: { [k: string]: number } } }).d;
+    assert.deepEqual(d.scenarios.map((x) => [x.id, x.reached]), [['s0', 3], ['s1', 0]]);
+    assert.deepEqual(d.swarm, { all: 8, 'a+b': 2 });
   });
 });
 
