@@ -117,7 +117,8 @@ export function configArb(): fc.Arbitrary<Config> {
       pgdirSlots: fc.integer({ min: 1, max: 4 }),
       guestPages: fc.constantFrom(64, 128, 256),
       hostCpus: fc.integer({ min: 1, max: 3 }),
-      ro: fc.array(fc.nat(), { maxLength: 3 }),
+      // Pages that cannot be taken writable: on most machines, so that the kill of §4 (i.6) comes up.
+      ro: fc.oneof({ weight: 1, arbitrary: fc.constant<number[]>([]) }, { weight: 3, arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }) }),
     })
     .map(({ pae, pgdirSlots, guestPages, hostCpus, ro }) => {
       const readOnlyPages = ro.map((r) => guestPages / 2 + (r % (guestPages / 2)));
@@ -145,6 +146,7 @@ type Intent =
   | { k: 'translate'; kernel: boolean; v: number }
   | { k: 'refs'; kernel: boolean; v: number; t: number }
   | { k: 'init' }
+  | { k: 'kshare'; v: number; t: number; victim: number; flavor: number }
   | { k: 'destroy' }
   | { k: 'bad'; kind: number; v: number; t: number; x: number };
 
@@ -164,6 +166,8 @@ function intentTable(w: World): WeightedArb<Intent>[] {
     { name: 'cpu', weight: 5, arbitrary: fc.record({ k: fc.constant('cpu' as const), cpu: fc.integer({ min: 0, max: c.hostCpus - 1 }) }).map((i) => i as Intent) },
     { name: 'translate', weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }).map((i) => i as Intent) },
     { name: 'refs', weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }).map((i) => i as Intent) },
+    // A kernel page faulted in under two top levels, then changed by setPte: every cached copy must follow.
+    { name: 'kshare', weight: 2, arbitrary: fc.record({ k: fc.constant('kshare' as const), v: fc.nat(), t, victim: fc.nat(), flavor: fc.nat() }).map((i) => i as Intent) },
     { name: 'init', weight: 1, arbitrary: fc.constant({ k: 'init' as const }).map((i) => i as Intent) },
     // Bad input that the host answers without killing the guest (kinds 8-19).
     { name: 'bad', weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }).map((i) => i as Intent) },
@@ -286,6 +290,24 @@ class Expander {
       case 'destroy':
         this.out.push({ op: 'destroy', args: {} });
         return;
+      case 'kshare': {
+        // Two distinct top levels in two distinct slots, the same kernel page faulted in each.
+        if (c.pgdirSlots < 2 || w.pgdirs.length < 2) return;
+        const v = this.vaddr(true, i.v);
+        const t1 = i.t;
+        const t2 = (i.t + 1) % w.pgdirs.length;
+        const s1 = i.victim % c.pgdirSlots;
+        const s2 = (s1 + 1) % c.pgdirSlots;
+        this.chain(t1, v, true);
+        this.write(this.pteGpa(t1, v, true), w.frameOf(-1, v) * PAGE_SIZE + (P | RW | A));
+        for (const [tt, slot] of [[t1, s1], [t2, s2]] as const) {
+          this.cur = tt;
+          this.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[tt]!, victim: slot } });
+          this.out.push({ op: 'pageFault', args: { vaddr: v, errcode: 0 } });
+        }
+        this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[t2]!, vaddr: v, gpte: this.gpte(t2, v, true, i.flavor) } });
+        return;
+      }
       case 'bad':
         this.bad(i);
         return;

@@ -10,7 +10,8 @@
  * deleted and flag-changed at run time (KVM_SET_USER_MEMORY_REGION, valid
  * and invalid), read-only slots logged, CLEARs with partial bitmaps, and
  * the migration protocol (GET, a write, then CLEAR exactly what was
- * fetched). About one op in ten is bad input (an MMIO address, a free or
+ * fetched), and a logged slot moved.
+ * About one op in ten is bad input (an MMIO address, a free or
  * out-of-range slot id, a misaligned clear, a resize, an overlap).
  */
 import * as fc from 'fast-check';
@@ -308,6 +309,19 @@ export function ops(config: Config, maxOps: number): fc.Arbitrary<Op[]> {
           }),
         );
 
+  /** A logged slot moved to the spare range (bitmap kept, old range unmapped), then fetched. */
+  const moveLogged: fc.Arbitrary<Op[]> =
+    writableSlots.length === 0
+      ? single
+      : fc.constantFrom(...writableSlots).chain((m) =>
+          fc.tuple(pageIn(m), fc.integer({ min: 0, max: 2 * bp }), fc.boolean()).map(([g, off, log]): Op[] => [
+            { op: 'enableDirtyLog', args: { slot: m.id } },
+            { op: 'guestWrite', args: { gfn: g, value: 5 } },
+            { op: 'setUserMemoryRegion', args: { slot: m.id, baseGfn: spareBase + off, npages: m.npages, logDirty: log, readonly: m.readonly } },
+            { op: 'getDirtyLog', args: { slot: m.id } },
+          ]),
+        );
+
   // The pieces: single ops (their weights sum to 78) and the bursts, at the
   // same odds as a 20 : 3 : 2 : 2 : 2 mix of "a single op" and each burst.
   // Swarm testing (harness/swarm.ts) draws a subset of this table for a share of runs.
@@ -317,6 +331,7 @@ export function ops(config: Config, maxOps: number): fc.Arbitrary<Op[]> {
     { name: 'cycle', weight: 8, arbitrary: cycle },
     { name: 'round', weight: 8, arbitrary: round },
     { name: 'getThenClear', weight: 8, arbitrary: getThenClear },
+    { name: 'moveLogged', weight: 3, arbitrary: moveLogged },
   ];
   return swarm(table).chain(({ arbitrary, label }) =>
     fc.array(arbitrary, { maxLength: maxOps, size: '+1' }).map((pieces) => tagSwarm(pieces.flat().slice(0, maxOps), label)),
