@@ -167,7 +167,7 @@ function intentTable(w: World): WeightedArb<Intent>[] {
     { name: 'translate', weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }).map((i) => i as Intent) },
     { name: 'refs', weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }).map((i) => i as Intent) },
     // A kernel page faulted in under two top levels, then changed by setPte: every cached copy must follow.
-    { name: 'kshare', weight: 2, arbitrary: fc.record({ k: fc.constant('kshare' as const), v: fc.nat(), t, victim: fc.nat(), flavor: fc.nat() }).map((i) => i as Intent) },
+    { name: 'kshare', weight: 1, arbitrary: fc.record({ k: fc.constant('kshare' as const), v: fc.nat(), t, victim: fc.nat(), flavor: fc.nat() }).map((i) => i as Intent) },
     { name: 'init', weight: 1, arbitrary: fc.constant({ k: 'init' as const }).map((i) => i as Intent) },
     // Bad input that the host answers without killing the guest (kinds 8-19).
     { name: 'bad', weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }).map((i) => i as Intent) },
