@@ -139,6 +139,8 @@ export class ScenarioWatch<C, O extends OpShape, R, V> implements StepObserver<O
   ) {}
   before(_step: number, op: O, view: V): void {
     this.pending.length = 0;
+    // Once every scenario was reached in this run there is nothing left to watch.
+    if (this.reached.size === this.scenarios.length) return;
     for (const s of this.scenarios) {
       if (this.reached.has(s.id)) continue;
       const test = s.before(view, op, this.config);
