@@ -9,13 +9,14 @@ import { loadCaseFile, replayCase } from '../harness/cases';
 import { listCorpus, saveCounterexample } from '../harness/corpus';
 import { formatCounterexample, formatFailure, formatTallies, formatTrace, talliesJson } from '../harness/format';
 import { emptyTallies, mergeTallies, type Tallies } from '../harness/lockstep';
+import { formatReach, reachJson, unreachedScenarios } from '../harness/reach';
 import { domainsOption, implOption, intOption, numberOption, parse, Progress, seedOption, shardOption, UsageError } from './args';
 import { clip } from '../harness/input';
 import { DOMAINS, REGISTRY_MODULE } from '../domains';
 
 export const CHECK_HELP = `usage: hvspec check [--domain D] [--runs N] [--seed S] [--max-ops K] [--time-limit T]
                     [--impl impl|mutant:ID] [--workers N] [--shard I/N] [--path P]
-                    [--no-corpus] [--json]
+                    [--no-corpus] [--require-scenarios] [--json]
 
 Replays the saved failure corpus (.hvspec/failures/), then runs the lockstep
 property of each domain: random configurations and traces, model and impl
@@ -35,6 +36,7 @@ shrunk, printed as a numbered trace and saved as a case file.
                    never more processes than runs or cores
   --path P         fast-check path of a counterexample (with --runs 1)
   --no-corpus      do not replay or save the failure corpus
+  --require-scenarios  fail (exit 1) when a domain's named scenario was reached by no run
   --json           one JSON report on stdout
 
 Ctrl-C stops after the current run and prints what ran, the seed and the
@@ -64,6 +66,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       path: { type: 'string' },
       workers: { type: 'string' },
       'no-corpus': { type: 'boolean' },
+      'require-scenarios': { type: 'boolean' },
       json: { type: 'boolean' },
     },
     false,
@@ -81,6 +84,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const workers = intOption('workers', values.workers, 1, 64) ?? 1;
   const seed = seedOption(values.seed) ?? (Date.now() ^ (process.pid << 16)) | 0;
   const json = values.json === true;
+  const requireScenarios = values['require-scenarios'] === true;
+  let unreached = false;
   if (values.path !== undefined && !/^\d{1,9}(:\d{1,9}){0,9999}$/.test(values.path)) {
     throw new UsageError(`--path takes a fast-check path such as 0:1:3 (printed with a counterexample), got ${clip(values.path)}`);
   }
@@ -182,6 +187,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
         ran.push(`${d.id} ${outcome.runsExecuted}/${outcome.runsPlanned} runs`);
         out(formatTallies(outcome.tallies));
         if (d.costReport) for (const line of d.costReport(outcome.tallies.counters.model, outcome.tallies.counters.impl)) out(`    ${line}`);
+        for (const line of formatReach(d, outcome.tallies, outcome.reach, outcome.runsExecuted)) out(line);
+        const missed = requireScenarios && outcome.failure === null && !signalled ? unreachedScenarios(d, outcome.reach) : [];
+        if (missed.length > 0) {
+          unreached = true;
+          const msg = `${d.id}: --require-scenarios: ${missed.length} scenario${missed.length === 1 ? '' : 's'} reached by no run: ${missed.join(', ')}`;
+          if (json) io.err(`hvspec check: ${msg}\n`);
+          else out(msg);
+        }
         let saved: string | null = null;
         if (outcome.failure) {
           if (saveFailures) saved = saveCounterexample(d, outcome.failure);
@@ -196,6 +209,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
           ...(outcome.interruptedBy ? { interruptedBy: outcome.interruptedBy } : {}),
           workers: procs,
           ...talliesJson(outcome.tallies) as { [k: string]: Json },
+          ...reachJson(d, outcome.tallies, outcome.reach),
+          ...(missed.length > 0 ? { unreachedScenarios: missed } : {}),
         };
         if (outcome.failure) {
           const cx = outcome.failure;
@@ -246,6 +261,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
     io.err(`seed ${seed}; to run this campaign again: ${again}\n`);
     return 130;
   }
+  const counterexample = failed;
+  if (unreached) failed = true;
   report['verdict'] = failed ? 'fail' : 'pass';
   report['elapsedMs'] = Date.now() - started;
   try {
@@ -255,6 +272,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     // Recording coverage is a convenience; a read-only tree still checks.
   }
   if (json) io.out(JSON.stringify(report, null, 2) + '\n');
-  else out(`seed ${seed}: ${verdictWord(failed ? 'fail' : 'pass')}: ${failed ? 'counterexample found' : 'all invariants hold'} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  else out(`seed ${seed}: ${verdictWord(failed ? 'fail' : 'pass')}: ${counterexample ? 'counterexample found' : unreached ? 'invariants hold, but a required scenario was not reached' : 'all invariants hold'} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
   return failed ? 1 : 0;
 }

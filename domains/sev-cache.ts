@@ -4,6 +4,7 @@
  */
 import { someDomain, type Domain, type Json } from '../harness/domain';
 import { sevCacheHidden } from '../spec/sev-cache/hidden';
+import { ERRORS, SCENARIOS } from '../spec/sev-cache/scenarios';
 import { deepEqual, firstDifference, rowsEqual } from '../harness/codec';
 import { createModel } from '../model/sev-cache/model';
 import { createImpl } from '../impl/sev-cache/sev';
@@ -229,6 +230,8 @@ export const sevCacheDomain: Domain<Config, SevOp, SevResult, SevView, SevScope>
   describeOp,
   costReport,
   hidden: sevCacheHidden,
+  scenarios: SCENARIOS,
+  errors: ERRORS,
 };
 
 export const sevCache = someDomain(sevCacheDomain);

@@ -4,6 +4,7 @@
  */
 import { someDomain, type Domain, type Json } from '../harness/domain';
 import { shadowPtHidden } from '../spec/shadow-pt/hidden';
+import { ERRORS, SCENARIOS } from '../spec/shadow-pt/scenarios';
 import { opCodec } from '../harness/codec';
 import {
   ConfigInput,
@@ -245,6 +246,8 @@ export const shadowPtDomain: Domain<Config, Op, R, V, Scope> = {
   viewsAgree,
   mergeScopes,
   arbitraries,
+  scenarios: SCENARIOS,
+  errors: ERRORS,
   budget: { runs: 300, maxOps: 120 },
   mutantBudget: { runs: 300, maxOps: 120 },
   exploration: {

@@ -5,6 +5,7 @@
  */
 import { someDomain, type Domain } from '../harness/domain';
 import { stage2DirtyHidden } from '../spec/stage2-dirty/hidden';
+import { ERRORS, SCENARIOS } from '../spec/stage2-dirty/scenarios';
 import { firstDifference, rowsEqual } from '../harness/codec';
 import { encodeConfig, resolveConfig, validateOp } from '../spec/stage2-dirty/config';
 import { invariants } from '../spec/stage2-dirty/invariants';
@@ -129,6 +130,8 @@ export const stage2DirtyDomain: Domain<Config, Op, Result, View> = {
   },
   describeOp,
   hidden: stage2DirtyHidden,
+  scenarios: SCENARIOS,
+  errors: ERRORS,
 };
 
 export const stage2Dirty = someDomain(stage2DirtyDomain);

@@ -12,6 +12,9 @@
 import * as fc from 'fast-check';
 import type { Domain, Json, OpShape, ResultShape, System } from './domain';
 import { emptyTallies, mergeTallies, runTrace, type StepFailure, type StepRecord, type Tallies } from './lockstep';
+import { emptyReach, recordArgs, recordRun, ScenarioWatch, type ReachTally } from './reach';
+import { swarmLabel } from './swarm';
+import { ddmin } from './ddmin';
 
 export interface CheckOptions {
   readonly runs: number;
@@ -49,6 +52,10 @@ export interface Counterexample<C, O, R> {
   /** Ops in the trace as first found, before shrinking. */
   readonly originalLength: number;
   readonly shrinks: number;
+  /** Length after fast-check's shrink, before delta debugging (harness/ddmin.ts). */
+  readonly shrunkLength?: number;
+  /** Replays delta debugging spent. */
+  readonly ddminEvaluations?: number;
 }
 
 export interface CheckOutcome<C, O, R> {
@@ -62,6 +69,8 @@ export interface CheckOutcome<C, O, R> {
   readonly interrupted: boolean;
   /** Why the campaign stopped early, when it did. */
   readonly interruptedBy?: 'time-limit' | 'signal';
+  /** Scenarios reached and swarm subsets drawn (harness/reach.ts). */
+  readonly reach?: ReachTally;
 }
 
 /** Seed of run k of a campaign with seed S (run 0 is S itself). */
@@ -129,6 +138,9 @@ function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
   const create = implFactory(domain, options.mutant);
   const arb = caseArbitrary(domain, options.maxOps);
   const tallies = emptyTallies();
+  const reach = emptyReach();
+  const scenarios = domain.scenarios ?? [];
+  const scenarioIds = scenarios.map((s) => s.id);
   const shard = options.shard ?? { index: 0, count: 1 };
   const mine: number[] = [];
   for (let k = shard.index; k < options.runs; k += shard.count) mine.push(k);
@@ -153,8 +165,13 @@ function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
     const details = fc.check(
       fc.property(arb, ({ config, ops }) => {
         // Only the generated run counts towards statistics, not shrink attempts.
-        const out = runTrace(domain, config, ops, first ? { tallies: runTallies } : {}, create);
-        if (first) originalLength = ops.length;
+        const watch = first && scenarios.length > 0 ? new ScenarioWatch(scenarios, config) : undefined;
+        const out = runTrace(domain, config, ops, first ? { tallies: runTallies, ...(watch ? { observer: watch } : {}) } : {}, create);
+        if (first) {
+          originalLength = ops.length;
+          recordRun(reach, scenarioIds, watch?.reached ?? new Set(), swarmLabel(ops));
+          recordArgs(reach, ops);
+        }
         first = false;
         return out.failure === null;
       }),
@@ -169,7 +186,26 @@ function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
       const f: StepFailure =
         replay.failure ??
         ({ kind: 'crash', step: ops.length - 1, message: `the property failed but its replay did not: ${String(details.errorInstance)}` } as const);
-      const cut = f.step >= 0 ? f.step + 1 : ops.length;
+      let cut = f.step >= 0 ? f.step + 1 : ops.length;
+      const shrunkLength = cut;
+      // Delta debugging on the ops themselves (fast-check shrank the generator's choices).
+      let finalOps = ops.slice(0, cut);
+      let finalFailure = f;
+      let finalResults = replay.results;
+      let evaluations = 0;
+      if (replay.failure !== null) {
+        const dd = ddmin(domain, config, finalOps, replay.failure, create);
+        evaluations = dd.evaluations;
+        if (dd.ops.length <= finalOps.length) {
+          const again = runTrace(domain, config, dd.ops, {}, create);
+          if (again.failure !== null) {
+            finalOps = dd.ops;
+            finalFailure = again.failure;
+            finalResults = again.results;
+            cut = again.failure.step >= 0 ? again.failure.step + 1 : dd.ops.length;
+          }
+        }
+      }
       failure = {
         domain: domain.id,
         ...(options.mutant !== undefined ? { mutant: options.mutant } : {}),
@@ -178,11 +214,13 @@ function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
         path: details.counterexamplePath ?? '',
         config,
         configInput: domain.encodeConfig(config),
-        ops: ops.slice(0, cut),
-        failure: f,
-        results: replay.results.slice(0, cut),
+        ops: finalOps.slice(0, cut),
+        failure: finalFailure,
+        results: finalResults.slice(0, cut),
         originalLength,
         shrinks: details.numShrinks,
+        shrunkLength,
+        ddminEvaluations: evaluations,
       };
       break;
     }
@@ -198,5 +236,6 @@ function* campaign<C, O extends OpShape, R extends ResultShape, V, S>(
     tallies,
     interrupted: interruptedBy !== undefined,
     ...(interruptedBy !== undefined ? { interruptedBy } : {}),
+    reach,
   };
 }

@@ -24,6 +24,7 @@
 import type * as fc from 'fast-check';
 import type * as t from 'io-ts';
 import type { Hasher } from './fpset';
+import type { Scenario } from './reach';
 
 /** A JSON value: what results, views, configs and case files are made of. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -245,6 +246,17 @@ export interface Domain<C, O extends OpShape, R extends ResultShape, V, S = neve
   readonly hidden?: HiddenChoices<C, O, V>;
   /** Short text describing an op for traces (default: JSON of args). */
   describeOp?(op: O): string;
+  /**
+   * Named scenarios (harness/reach.ts): the hazards the spec page tells, as
+   * predicates over (View before, op, result, View after). `check` reports
+   * how many runs reached each. Optional: a domain without them reports none.
+   */
+  readonly scenarios?: readonly Scenario<C, O, R, V>[];
+  /**
+   * Per op, the errors its spec page documents; `check` lists those no run
+   * answered. Optional.
+   */
+  readonly errors?: { readonly [op: string]: readonly string[] };
 }
 
 /**

@@ -92,7 +92,17 @@ export function mergeTallies(into: Tallies, from: Tallies): Tallies {
   return into;
 }
 
-export interface TraceOptions<R> {
+/**
+ * Watches the model's View around each step (harness/reach.ts, scenarios).
+ * `before` gets the View as it is before the op: read from it, do not keep
+ * it (an incremental model updates it in place).
+ */
+export interface StepObserver<O, R, V> {
+  before(step: number, op: O, view: V): void;
+  after(step: number, op: O, result: R, view: V): void;
+}
+
+export interface TraceOptions<R, O = OpShape, V = unknown> {
   /** Expected partial results per step (case files). */
   readonly expects?: readonly ({ [k: string]: Json } | undefined)[];
   /** Take a fresh full View every this many steps (incremental systems). Default: max(64, |View| / 16), see above. */
@@ -101,6 +111,8 @@ export interface TraceOptions<R> {
   readonly tallies?: Tallies;
   /** Called after each step (trace printing, HTML reports). */
   readonly onStep?: (step: number, rec: StepRecord<R>) => void;
+  /** Sees the model's View before and after each step that passes (scenarios). */
+  readonly observer?: StepObserver<O, R, V>;
 }
 
 export interface TraceOutcome<R> {
@@ -120,7 +132,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
   domain: Domain<C, O, R, V, S>,
   config: C,
   ops: readonly O[],
-  options: TraceOptions<R> = {},
+  options: TraceOptions<R, O, V> = {},
   createImpl: (c: C) => System<O, R, V, S> = (c) => domain.createImpl(c),
 ): TraceOutcome<R> {
   const results: StepRecord<R>[] = [];
@@ -147,6 +159,10 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
   const opTallies = new Map<string, OpTally>();
   const invariants = domain.invariants;
   const invTallies = tallies ? invariants.map((inv) => (tallies.invariants[inv.id] ??= { checks: 0, nonTrivial: 0 })) : null;
+
+  const observer = options.observer;
+  /** The model's latest View (live or fresh), for the observer. */
+  let modelView: V | undefined;
 
   const checkSide = (side: 'model' | 'impl', view: V, scope: S | undefined, step: number): StepFailure | null => {
     for (let k = 0; k < invariants.length; k++) {
@@ -195,6 +211,7 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
       if (f) return f;
       fresh.push(v);
     }
+    modelView = fresh[0];
     const d = viewsAgree(fresh[0]!, fresh[1]!);
     if (d !== null) return { kind: 'view-mismatch', step, message: d };
     if (fixedEvery !== undefined) nextFull = step + fixedEvery;
@@ -221,6 +238,13 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
       const op = ops[i]!;
       let rm: R;
       let ri: R;
+      if (observer) {
+        try {
+          observer.before(i, op, modelView ?? model.view());
+        } catch (e) {
+          return { failure: { kind: 'crash', step: i, side: 'model', message: `a scenario threw ${describeError(e)}` }, results };
+        }
+      }
       try {
         rm = model.apply(op);
       } catch (e) {
@@ -273,10 +297,18 @@ export function runTrace<C, O extends OpShape, R extends ResultShape, V, S>(
             : domain.mergeScopes(lm.scope, li.scope);
         const d = viewsAgree(lm.view, li.view, scope);
         if (d !== null) return { failure: { kind: 'view-mismatch', step: i, message: d }, results };
+        modelView = lm.view;
       }
       if (!incremental || due) {
         const f = fullCheck(i);
         if (f) return { failure: f, results };
+      }
+      if (observer) {
+        try {
+          observer.after(i, op, rm, modelView ?? model.view());
+        } catch (e) {
+          return { failure: { kind: 'crash', step: i, side: 'model', message: `a scenario threw ${describeError(e)}` }, results };
+        }
       }
     }
     if (ops.length === 0) {

@@ -27,7 +27,13 @@ const DomainReportJson = t.intersection([
     invariants: t.record(t.string, InvTallyJson),
     counters: t.type({ model: t.record(t.string, Count), impl: t.record(t.string, Count) }),
   }),
-  t.partial({ interrupted: t.boolean, counterexample: t.UnknownRecord }),
+  t.partial({
+    interrupted: t.boolean,
+    counterexample: t.UnknownRecord,
+    /** Named scenarios (harness/reach.ts): runs per scenario add up across shards. */
+    scenarios: t.array(t.type({ id: t.string, title: t.string, reached: Count })),
+    swarm: t.record(t.string, Count),
+  }),
 ]);
 export const CheckReportJson = t.intersection([
   t.type({ seed: t.number, verdict: t.keyof({ pass: null, fail: null, incomplete: null }), domains: t.record(t.string, DomainReportJson) }),
@@ -92,6 +98,18 @@ export function mergeReports(reports: readonly { file: string; report: CheckRepo
       }
       for (const side of ['model', 'impl'] as const) {
         for (const [k, c] of Object.entries(dr.counters[side])) m.counters[side][k] = (m.counters[side][k] ?? 0) + c;
+      }
+      if (dr.scenarios) {
+        const have = ((m['scenarios'] as { id: string; title: string; reached: number }[] | undefined) ??= dr.scenarios.map((x) => ({ ...x, reached: 0 })));
+        for (const x of dr.scenarios) {
+          const y = have.find((h) => h.id === x.id);
+          if (y) y.reached += x.reached;
+          else have.push({ ...x });
+        }
+      }
+      if (dr.swarm) {
+        const sw = ((m['swarm'] as { [k: string]: number } | undefined) ??= {});
+        for (const [k, c] of Object.entries(dr.swarm)) sw[k] = (sw[k] ?? 0) + c;
       }
       const cx = dr.counterexample as { run?: number } | undefined;
       const have = m['counterexample'] as { run?: number } | undefined;

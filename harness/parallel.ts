@@ -19,6 +19,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { CheckOptions, CheckOutcome } from './check';
 import { emptyTallies, mergeTallies } from './lockstep';
+import { emptyReach, mergeReach } from './reach';
 
 export interface WorkerRequest {
   readonly kind?: 'run';
@@ -51,6 +52,8 @@ export type WorkerMessage =
 export function mergeOutcomes<C, O, R>(parts: readonly CheckOutcome<C, O, R>[], elapsedMs: number): CheckOutcome<C, O, R> {
   const tallies = emptyTallies();
   for (const p of parts) mergeTallies(tallies, p.tallies);
+  const reach = emptyReach();
+  for (const p of parts) mergeReach(reach, p.reach);
   const failures = parts.map((p) => p.failure).filter((f): f is NonNullable<typeof f> => f !== null);
   failures.sort((a, b) => a.run - b.run);
   return {
@@ -67,6 +70,7 @@ export function mergeOutcomes<C, O, R>(parts: readonly CheckOutcome<C, O, R>[], 
       : parts.some((p) => p.interruptedBy === 'time-limit')
         ? { interruptedBy: 'time-limit' as const }
         : {}),
+    reach,
   };
 }
 

@@ -19,6 +19,7 @@
  */
 import * as fc from 'fast-check';
 import { asidRange, type Config, type HaveRunMask, type SevOp, type VmType } from '../../spec/sev-cache/types';
+import { swarm, tagSwarm } from '../../harness/swarm';
 
 type Kind =
   | 'create'
@@ -73,9 +74,12 @@ const WEIGHTS: ReadonlyArray<readonly [Kind, number]> = [
   ['storyLaunch', 2],
 ];
 
-export function intent(): fc.Arbitrary<Intent> {
+/** The intent kinds as a weighted table (swarm testing draws subsets of it). */
+const KIND_TABLE = WEIGHTS.map(([k, weight]) => ({ name: k, weight, arbitrary: fc.constant(k) }));
+
+export function intent(kind: fc.Arbitrary<Kind> = fc.oneof(...KIND_TABLE)): fc.Arbitrary<Intent> {
   return fc.record({
-    kind: fc.oneof(...WEIGHTS.map(([k, weight]) => ({ arbitrary: fc.constant(k), weight }))),
+    kind,
     a: fc.nat(1023),
     b: fc.nat(1023),
     c: fc.nat(1023),
@@ -101,7 +105,8 @@ export function config(): fc.Arbitrary<Config> {
     .map(({ split, ...c }): Config => {
       // About half the machines split the ASIDs (min_sev_asid in 2..asids+1 keeps both ranges usable but small).
       if (split < 2 || c.asids < 2) return c;
-      return { ...c, minSevAsid: 2 + (split % c.asids) };
+      // split 4: min_sev_asid past the last ASID, so plain SEV's range is empty (createVm ENOTTY).
+      return { ...c, minSevAsid: split === 4 ? c.asids + 1 : 2 + (split % c.asids) };
     });
 }
 
@@ -371,10 +376,13 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
           const sevVm = withRegions((g) => g.type === 'sev');
           const vm = sevVm.length > 0 && i.c % 2 === 0 ? pick(sevVm, i.a) : i.bad && i.a % 2 === 0 ? 1 + (i.a % (MAX_VM_ID + 1)) : ids.length > 0 ? pick(ids, i.a) : 1;
           const own = pagesOf(vm);
-          out.push({ op: 'flushEncryptedPage', args: { vm, page: own.length > 0 ? pick(own, i.b) : i.b % c.pages } });
+          // Now and then a page the VM does not hold (EFAULT).
+          const notOwn = Array.from({ length: c.pages }, (_, p) => p).filter((p) => !own.includes(p));
+          const page = own.length > 0 && !(i.bad && i.d % 3 === 0 && notOwn.length > 0) ? pick(own, i.b) : notOwn.length > 0 ? pick(notOwn, i.b) : i.b % c.pages;
+          out.push({ op: 'flushEncryptedPage', args: { vm, page } });
           const g = vms.get(vm);
           // Track it if it was valid after all.
-          const r = g && g.type !== 'sev' ? vmsaRegions(g).find((x) => x.page === (own.length > 0 ? pick(own, i.b) : i.b % c.pages)) : undefined;
+          const r = g && g.type !== 'sev' ? vmsaRegions(g).find((x) => x.page === page) : undefined;
           if (g && r) dropRegion(g, r);
           break;
         }
@@ -402,6 +410,11 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
         break;
       }
       case 'reclaim': {
+        if (i.bad && ids.length > 0 && i.c % 3 === 0) {
+          // `page` without `npages`: EINVAL (sev-cache page §3 memoryReclaimed).
+          out.push({ op: 'memoryReclaimed', args: { vm: pick(ids, i.a), page: i.d % c.pages } });
+          break;
+        }
         const vm = i.bad || ids.length === 0 ? 1 + ((i.a % MAX_VM_ID) + MAX_VM_ID) : pick(ids, i.a);
         const g = vms.get(vm);
         if (g && g.regions.length > 0 && i.c % 2 === 0) {
@@ -417,8 +430,8 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
       case 'launchUpdate': {
         const cands = withRegions((g) => !g.ran && g.type !== 'snp');
         if (cands.length === 0 || i.bad) {
-          // a VM that has run, an SNP VM, or a page that is not the VM's
-          const vm = ids.length > 0 ? pick(ids, i.a) : 1;
+          // a VM that has run, an SNP VM, a page that is not the VM's, or an unknown VM (ENOENT)
+          const vm = ids.length > 0 && i.c % 4 !== 0 ? pick(ids, i.a) : 1 + ((i.a % MAX_VM_ID) + MAX_VM_ID);
           const page = (i.d + 1) % c.pages;
           if (kind === 'launchWrite') out.push({ op: 'launchWrite', args: { vm, cpu: i.b % c.cpus, page, line: i.c % c.linesPerPage, value: 500 + (i.d % 97) } });
           else out.push({ op: 'launchUpdateData', args: { vm, page, npages: 1 } });
@@ -522,7 +535,10 @@ export function resolve(c: Config, intents: readonly Intent[]): SevOp[] {
 }
 
 export function ops(c: Config, maxOps: number): fc.Arbitrary<SevOp[]> {
-  return fc.array(intent(), { maxLength: maxOps, size: 'max' }).map((xs) => resolve(c, xs));
+  // Swarm testing (harness/swarm.ts): a share of runs draws a subset of the intent kinds.
+  return swarm(KIND_TABLE).chain(({ arbitrary, label }) =>
+    fc.array(intent(arbitrary), { maxLength: maxOps, size: 'max' }).map((xs) => tagSwarm(resolve(c, xs), label)),
+  );
 }
 
 export const arbitraries = { config, ops };

@@ -14,6 +14,7 @@
  * addresses, indices out of range, read-only backing, bad CPU/slot numbers.
  */
 import * as fc from 'fast-check';
+import { swarm, tagSwarm, type WeightedArb } from '../../harness/swarm';
 import {
   _PAGE_ACCESSED as A,
   _PAGE_DIRTY as D,
@@ -116,7 +117,8 @@ export function configArb(): fc.Arbitrary<Config> {
       pgdirSlots: fc.integer({ min: 1, max: 4 }),
       guestPages: fc.constantFrom(64, 128, 256),
       hostCpus: fc.integer({ min: 1, max: 3 }),
-      ro: fc.array(fc.nat(), { maxLength: 3 }),
+      // Pages that cannot be taken writable: on most machines, so that the kill of §4 (i.6) comes up.
+      ro: fc.oneof({ weight: 1, arbitrary: fc.constant<number[]>([]) }, { weight: 3, arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }) }),
     })
     .map(({ pae, pgdirSlots, guestPages, hostCpus, ro }) => {
       const readOnlyPages = ro.map((r) => guestPages / 2 + (r % (guestPages / 2)));
@@ -144,28 +146,32 @@ type Intent =
   | { k: 'translate'; kernel: boolean; v: number }
   | { k: 'refs'; kernel: boolean; v: number; t: number }
   | { k: 'init' }
+  | { k: 'kshare'; v: number; t: number; victim: number; flavor: number }
   | { k: 'destroy' }
   | { k: 'bad'; kind: number; v: number; t: number; x: number };
 
-function intentArb(w: World): fc.Arbitrary<Intent> {
+/** The weighted intent table (swarm testing draws subsets of it). */
+function intentTable(w: World): WeightedArb<Intent>[] {
   const c = w.c;
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const kernel = fc.boolean();
-  return fc.oneof(
-    { weight: 30, arbitrary: fc.record({ k: fc.constant('fault' as const), kernel, v: fc.nat(), t, err: fc.integer({ min: 0, max: 7 }), flavor: fc.nat(), write: fc.boolean() }) },
-    { weight: 14, arbitrary: fc.record({ k: fc.constant('setPte' as const), kernel, v: fc.nat(), t, flavor: fc.nat(), mem: fc.boolean() }) },
-    { weight: 8, arbitrary: fc.record({ k: fc.constant('newPt' as const), t, victim: fc.integer({ min: 0, max: c.pgdirSlots - 1 }) }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('setPgd' as const), t, v: fc.nat(), kernel, switcher: fc.boolean() }) },
-    { weight: 4, arbitrary: fc.record({ k: fc.constant('simple' as const), op: fc.constantFrom('flushUser' as const, 'flushUser' as const, 'flushAll' as const, 'setPmd' as const) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('stack' as const), pages: fc.integer({ min: 1, max: 2 }) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('pin' as const), which: fc.integer({ min: 0, max: 1 }) }) },
-    { weight: 5, arbitrary: fc.record({ k: fc.constant('cpu' as const), cpu: fc.integer({ min: 0, max: c.hostCpus - 1 }) }) },
-    { weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }) },
-    { weight: 1, arbitrary: fc.constant({ k: 'init' as const }) },
+  return [
+    { name: 'fault', weight: 30, arbitrary: fc.record({ k: fc.constant('fault' as const), kernel, v: fc.nat(), t, err: fc.integer({ min: 0, max: 7 }), flavor: fc.nat(), write: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'setPte', weight: 14, arbitrary: fc.record({ k: fc.constant('setPte' as const), kernel, v: fc.nat(), t, flavor: fc.nat(), mem: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'newPt', weight: 8, arbitrary: fc.record({ k: fc.constant('newPt' as const), t, victim: fc.integer({ min: 0, max: c.pgdirSlots - 1 }) }).map((i) => i as Intent) },
+    { name: 'setPgd', weight: 3, arbitrary: fc.record({ k: fc.constant('setPgd' as const), t, v: fc.nat(), kernel, switcher: fc.boolean() }).map((i) => i as Intent) },
+    { name: 'simple', weight: 4, arbitrary: fc.record({ k: fc.constant('simple' as const), op: fc.constantFrom('flushUser' as const, 'flushUser' as const, 'flushAll' as const, 'setPmd' as const) }).map((i) => i as Intent) },
+    { name: 'stack', weight: 2, arbitrary: fc.record({ k: fc.constant('stack' as const), pages: fc.integer({ min: 1, max: 2 }) }).map((i) => i as Intent) },
+    { name: 'pin', weight: 2, arbitrary: fc.record({ k: fc.constant('pin' as const), which: fc.integer({ min: 0, max: 1 }) }).map((i) => i as Intent) },
+    { name: 'cpu', weight: 5, arbitrary: fc.record({ k: fc.constant('cpu' as const), cpu: fc.integer({ min: 0, max: c.hostCpus - 1 }) }).map((i) => i as Intent) },
+    { name: 'translate', weight: 6, arbitrary: fc.record({ k: fc.constant('translate' as const), kernel, v: fc.nat() }).map((i) => i as Intent) },
+    { name: 'refs', weight: 3, arbitrary: fc.record({ k: fc.constant('refs' as const), kernel, v: fc.nat(), t }).map((i) => i as Intent) },
+    // A kernel page faulted in under two top levels, then changed by setPte: every cached copy must follow.
+    { name: 'kshare', weight: 1, arbitrary: fc.record({ k: fc.constant('kshare' as const), v: fc.nat(), t, victim: fc.nat(), flavor: fc.nat() }).map((i) => i as Intent) },
+    { name: 'init', weight: 1, arbitrary: fc.constant({ k: 'init' as const }).map((i) => i as Intent) },
     // Bad input that the host answers without killing the guest (kinds 8-19).
-    { weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }) },
-  ).map((i) => i as Intent);
+    { name: 'bad', weight: 13, arbitrary: fc.record({ k: fc.constant('bad' as const), kind: fc.integer({ min: 8, max: 18 }), v: fc.nat(), t, x: fc.nat() }).map((i) => i as Intent) },
+  ];
 }
 
 /** Expands intents into ops, tracking which guest directory chains it has already written. */
@@ -284,6 +290,24 @@ class Expander {
       case 'destroy':
         this.out.push({ op: 'destroy', args: {} });
         return;
+      case 'kshare': {
+        // Two distinct top levels in two distinct slots, the same kernel page faulted in each.
+        if (c.pgdirSlots < 2 || w.pgdirs.length < 2) return;
+        const v = this.vaddr(true, i.v);
+        const t1 = i.t;
+        const t2 = (i.t + 1) % w.pgdirs.length;
+        const s1 = i.victim % c.pgdirSlots;
+        const s2 = (s1 + 1) % c.pgdirSlots;
+        this.chain(t1, v, true);
+        this.write(this.pteGpa(t1, v, true), w.frameOf(-1, v) * PAGE_SIZE + (P | RW | A));
+        for (const [tt, slot] of [[t1, s1], [t2, s2]] as const) {
+          this.cur = tt;
+          this.out.push({ op: 'newPagetable', args: { pgtable: w.pgdirs[tt]!, victim: slot } });
+          this.out.push({ op: 'pageFault', args: { vaddr: v, errcode: 0 } });
+        }
+        this.out.push({ op: 'setPte', args: { pgdir: w.pgdirs[t2]!, vaddr: v, gpte: this.gpte(t2, v, true, i.flavor) } });
+        return;
+      }
       case 'bad':
         this.bad(i);
         return;
@@ -402,8 +426,11 @@ class Expander {
 }
 
 /** The opening: lguestInit, a few faults on the linear mapping, the first page table, the stack. */
-function prologueArb(w: World): fc.Arbitrary<{ init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
+function prologueArb(w: World): fc.Arbitrary<{ badInit: number; init: boolean; linear: number[]; newPt: boolean; victim: number; stack: number }> {
   return fc.record({
+    // Now and then a bad lguestInit first, while it is still allowed (later ones are EBUSY):
+    // 0 kills the guest (at the Switcher), 1-2 are unaligned (EINVAL); the rest, none.
+    badInit: fc.integer({ min: 0, max: 39 }),
     init: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.85),
     linear: fc.array(fc.integer({ min: 0, max: w.c.guestPages - 1 }), { maxLength: 3 }),
     newPt: fc.double({ min: 0, max: 1, noNaN: true }).map((x) => x < 0.97),
@@ -422,13 +449,14 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const w = planWorld(c);
   const t = fc.integer({ min: 0, max: w.pgdirs.length - 1 });
   const killer = fc.option(
-    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 19), v: fc.nat(), t, x: fc.nat() }),
+    fc.record({ at: fc.double({ min: 0.6, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 7, 19), v: fc.nat(), t, x: fc.nat() }),
     { freq: 2 },
   );
-  return fc
+  // Swarm testing (harness/swarm.ts): a share of runs draws a subset of the intent table.
+  return swarm(intentTable(w)).chain(({ arbitrary, label }) => fc
     .tuple(
       prologueArb(w),
-      fc.array(intentArb(w), { maxLength: Math.max(1, maxOps), size: 'max' }),
+      fc.array(arbitrary, { maxLength: Math.max(1, maxOps), size: 'max' }),
       fc.integer({ min: 0, max: 7 }),
       killer,
       fc.option(fc.double({ min: 0.7, max: 1, noNaN: true }), { freq: 5 }),
@@ -438,6 +466,7 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
       if (kill) intents.splice(Math.floor(kill.at * intents.length), 0, { k: 'bad', kind: kill.kind, v: kill.v, t: kill.t, x: kill.x });
       if (destroyAt !== null) intents.splice(Math.floor(destroyAt * intents.length), 0, { k: 'destroy' });
       const x = new Expander(w);
+      if (pro.badInit <= 2) x.out.push({ op: 'lguestInit', args: { kernelAddress: pro.badInit === 0 ? c.switcherAddr : w.kernelAddress + PAGE_SIZE / 2 } });
       if (pro.init) x.out.push({ op: 'lguestInit', args: { kernelAddress: w.kernelAddress } });
       for (const f of pro.linear) x.out.push({ op: 'pageFault', args: { vaddr: f * PAGE_SIZE, errcode: errs & ERR_WRITE } });
       if (pro.newPt) {
@@ -451,8 +480,8 @@ export function opsArb(c: Config, maxOps: number): fc.Arbitrary<Op[]> {
         if (x.out.length >= maxOps) break;
         x.expand(i);
       }
-      return x.out.slice(0, maxOps);
-    });
+      return tagSwarm(x.out.slice(0, maxOps), label);
+    }));
 }
 
 export const arbitraries = {

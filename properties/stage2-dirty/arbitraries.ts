@@ -10,12 +10,14 @@
  * deleted and flag-changed at run time (KVM_SET_USER_MEMORY_REGION, valid
  * and invalid), read-only slots logged, CLEARs with partial bitmaps, and
  * the migration protocol (GET, a write, then CLEAR exactly what was
- * fetched). About one op in ten is bad input (an MMIO address, a free or
+ * fetched), and a logged slot moved.
+ * About one op in ten is bad input (an MMIO address, a free or
  * out-of-range slot id, a misaligned clear, a resize, an overlap).
  */
 import * as fc from 'fast-check';
 import { DEFAULT_USER_MEM_SLOTS, type Backing, type Config, type Memslot, type Op } from '../../spec/stage2-dirty/types';
 import { blockEligible, hostBases } from '../../spec/stage2-dirty/config';
+import { swarm, tagSwarm, type WeightedArb } from '../../harness/swarm';
 
 interface SlotSpec {
   npages: number;
@@ -208,20 +210,20 @@ export function ops(config: Config, maxOps: number): fc.Arbitrary<Op[]> {
   const evict = goodGfn.map((g): Op => ({ op: 'tlbEvict', args: { gfn: g } }));
   const query = gfn.map((g): Op => ({ op: 'mappingOf', args: { gfn: g } }));
 
-  const single: fc.Arbitrary<Op[]> = fc
-    .oneof(
-      { weight: 22, arbitrary: write(gfn) },
-      { weight: 14, arbitrary: read(gfn) },
-      { weight: 6, arbitrary: slotOp('enableDirtyLog') },
-      { weight: 3, arbitrary: slotOp('disableDirtyLog') },
-      { weight: 8, arbitrary: slotOp('getDirtyLog') },
-      { weight: 5, arbitrary: clear },
-      { weight: 5, arbitrary: region },
-      { weight: 5, arbitrary: unmap },
-      { weight: 5, arbitrary: evict },
-      { weight: 5, arbitrary: query },
-    )
-    .map((o) => [o]);
+  /** Single ops, weighted (also the swarm table's first part). */
+  const singles: WeightedArb<Op>[] = [
+    { name: 'guestWrite', weight: 22, arbitrary: write(gfn) },
+    { name: 'guestRead', weight: 14, arbitrary: read(gfn) },
+    { name: 'enableDirtyLog', weight: 6, arbitrary: slotOp('enableDirtyLog') },
+    { name: 'disableDirtyLog', weight: 3, arbitrary: slotOp('disableDirtyLog') },
+    { name: 'getDirtyLog', weight: 8, arbitrary: slotOp('getDirtyLog') },
+    { name: 'clearDirtyLog', weight: 5, arbitrary: clear },
+    { name: 'setUserMemoryRegion', weight: 5, arbitrary: region },
+    { name: 'unmapRange', weight: 5, arbitrary: unmap },
+    { name: 'tlbEvict', weight: 5, arbitrary: evict },
+    { name: 'mappingOf', weight: 5, arbitrary: query },
+  ];
+  const single: fc.Arbitrary<Op[]> = fc.oneof(...singles.map(({ weight, arbitrary }) => ({ weight, arbitrary }))).map((o) => [o]);
 
   /**
    * A block faulted in before logging, then logging, a read through the
@@ -307,12 +309,31 @@ export function ops(config: Config, maxOps: number): fc.Arbitrary<Op[]> {
           }),
         );
 
-  const piece = fc.oneof(
-    { weight: 20, arbitrary: single },
-    { weight: 3, arbitrary: blockThenLog },
-    { weight: 2, arbitrary: cycle },
-    { weight: 2, arbitrary: round },
-    { weight: 2, arbitrary: getThenClear },
+  /** A logged slot moved to the spare range (bitmap kept, old range unmapped), then fetched. */
+  const moveLogged: fc.Arbitrary<Op[]> =
+    writableSlots.length === 0
+      ? single
+      : fc.constantFrom(...writableSlots).chain((m) =>
+          fc.tuple(pageIn(m), fc.integer({ min: 0, max: 2 * bp }), fc.boolean()).map(([g, off, log]): Op[] => [
+            { op: 'enableDirtyLog', args: { slot: m.id } },
+            { op: 'guestWrite', args: { gfn: g, value: 5 } },
+            { op: 'setUserMemoryRegion', args: { slot: m.id, baseGfn: spareBase + off, npages: m.npages, logDirty: log, readonly: m.readonly } },
+            { op: 'getDirtyLog', args: { slot: m.id } },
+          ]),
+        );
+
+  // The pieces: single ops (their weights sum to 78) and the bursts, at the
+  // same odds as a 20 : 3 : 2 : 2 : 2 mix of "a single op" and each burst.
+  // Swarm testing (harness/swarm.ts) draws a subset of this table for a share of runs.
+  const table: WeightedArb<Op[]>[] = [
+    ...singles.map((e) => ({ name: e.name, weight: e.weight, arbitrary: e.arbitrary.map((o) => [o]) })),
+    { name: 'blockThenLog', weight: 12, arbitrary: blockThenLog },
+    { name: 'cycle', weight: 8, arbitrary: cycle },
+    { name: 'round', weight: 8, arbitrary: round },
+    { name: 'getThenClear', weight: 8, arbitrary: getThenClear },
+    { name: 'moveLogged', weight: 3, arbitrary: moveLogged },
+  ];
+  return swarm(table).chain(({ arbitrary, label }) =>
+    fc.array(arbitrary, { maxLength: maxOps, size: '+1' }).map((pieces) => tagSwarm(pieces.flat().slice(0, maxOps), label)),
   );
-  return fc.array(piece, { maxLength: maxOps, size: '+1' }).map((pieces) => pieces.flat().slice(0, maxOps));
 }
