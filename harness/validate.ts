@@ -168,8 +168,14 @@ export class TraceValidator<C, O extends OpShape, R extends ResultShape, V, S> {
     return null;
   }
 
+  /** A copy of a candidate's system: through its own snapshot/restore where it has them, else the generic copy. */
   private copy(sys: System<O, R, V, S>): System<O, R, V, S> {
-    return copyStateInto(this.domain.createModel(this.config), sys);
+    const fresh = this.domain.createModel(this.config);
+    if (sys.snapshot && fresh.restore) {
+      fresh.restore(sys.snapshot());
+      return fresh;
+    }
+    return copyStateInto(fresh, sys);
   }
 
   private fingerprint(sys: System<O, R, V, S>): string {
