@@ -45,6 +45,17 @@ async function timed(file: string, maxHidden: number): Promise<{ linesPerSecond:
   return { linesPerSecond: Math.round((r.summary.steps * 1000) / ms), lines: r.summary.steps, peakCandidates: r.summary.peakCandidates, verdict: r.verdict, ms: Math.round(ms) };
 }
 
+const SEV_CONFIG: Json = { cpus: 2, pages: 4, linesPerPage: 2, asids: 2 };
+
+/** Step i of a SEV guest writing and reading the lines of its two registered pages from two CPUs. */
+function sevGuestStep(i: number): OpShape {
+  if (i === 0) return { op: 'createVm', args: { vm: 1, type: 'sev' } };
+  if (i === 1) return { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } };
+  return i % 2 === 0
+    ? { op: 'guestWrite', args: { vm: 1, cpu: i % 2, page: (i >> 1) % 2, line: (i >> 2) % 2, value: i } }
+    : { op: 'guestRead', args: { vm: 1, cpu: (i >> 1) % 2, page: (i >> 2) % 2, line: i % 2 } };
+}
+
 export default async function bench(log: (line: string) => void): Promise<Json> {
   const stage2 = DOMAINS.find((d) => d.id === 'stage2-dirty')!;
   const shadow = DOMAINS.find((d) => d.id === 'shadow-pt')!;
@@ -52,19 +63,7 @@ export default async function bench(log: (line: string) => void): Promise<Json> 
   const out: { [k: string]: Json } = {};
 
   // 1. Nothing hidden: a SEV guest writing and reading its lines, every answer observed (--max-hidden 0).
-  const plain = sev.use((d) =>
-    writeTrace(d, { cpus: 2, pages: 4, linesPerPage: 2, asids: 2 }, 1_000_000, (i) => {
-      const o =
-        i === 0
-          ? { op: 'createVm', args: { vm: 1, type: 'sev' } }
-          : i === 1
-            ? { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } }
-            : i % 2 === 0
-              ? { op: 'guestWrite', args: { vm: 1, cpu: i % 2, page: (i >> 1) % 2, line: (i >> 2) % 2, value: i } }
-              : { op: 'guestRead', args: { vm: 1, cpu: (i >> 1) % 2, page: (i >> 2) % 2, line: i % 2 } };
-      return o as never;
-    }),
-  );
+  const plain = sev.use((d) => writeTrace(d, SEV_CONFIG, 1_000_000, sevGuestStep as never));
   const a = await timed(plain, 0);
   log(`validate: 1,000,000-line sev-cache trace, nothing hidden: ${fmt(a.linesPerSecond)} lines/s (${(a.ms / 1000).toFixed(1)} s, ${a.verdict})`);
   out['plain'] = a;
@@ -97,19 +96,7 @@ export default async function bench(log: (line: string) => void): Promise<Json> 
   out['choices'] = b;
 
   // 3. Hidden ops: sev-cache, cache-line evictions between every two steps (--max-hidden 2).
-  const hidden = sev.use((d) =>
-    writeTrace(d, { cpus: 2, pages: 4, linesPerPage: 2, asids: 2 }, 2_000, (i) => {
-      const o =
-        i === 0
-          ? { op: 'createVm', args: { vm: 1, type: 'sev' } }
-          : i === 1
-            ? { op: 'registerRegion', args: { vm: 1, page: 0, npages: 2 } }
-            : i % 2 === 0
-              ? { op: 'guestWrite', args: { vm: 1, cpu: i % 2, page: i % 2, line: (i >> 1) % 2, value: i } }
-              : { op: 'guestRead', args: { vm: 1, cpu: (i >> 1) % 2, page: (i >> 2) % 2, line: i % 2 } };
-      return o as never;
-    }),
-  );
+  const hidden = sev.use((d) => writeTrace(d, SEV_CONFIG, 2_000, sevGuestStep as never));
   const c = await timed(hidden, 2);
   log(`validate: 2,000-line sev-cache trace, evictions searched (--max-hidden 2): ${fmt(c.linesPerSecond)} lines/s, peak ${c.peakCandidates} candidates (${c.verdict})`);
   out['hidden'] = c;
