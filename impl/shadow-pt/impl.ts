@@ -67,6 +67,8 @@ import {
   type Result,
   type Scope,
   type View,
+  copyScope,
+  copyView,
 } from '../../spec/shadow-pt/types';
 
 type Entries = Uint32Array | Float64Array;
@@ -1234,36 +1236,4 @@ function refill<K, V>(dst: Map<K, V>, src: ReadonlyMap<K, V>): void {
 function refillArray(dst: number[], src: readonly number[]): void {
   dst.length = 0;
   for (const x of src) dst.push(x);
-}
-
-/** A copy of a View: records copied, their entries shared (entries are replaced, never changed in place). */
-function copyView(v: View): View {
-  return {
-    dead: v.dead,
-    destroyed: v.destroyed,
-    linear: v.linear,
-    kernelAddress: v.kernelAddress,
-    current: v.current,
-    slots: { ...v.slots },
-    sptes: { ...v.sptes },
-    refs: { ...v.refs },
-    mapcount: { ...v.mapcount },
-    underflows: { ...v.underflows },
-    tables: { ...v.tables },
-    tablePages: { ...v.tablePages },
-    kernelGens: { ...v.kernelGens },
-    told: { ...v.told },
-  };
-}
-
-function copyScope(s: Scope): Scope {
-  return {
-    entries: s.entries.slice(),
-    pfns: s.pfns.slice(),
-    owners: s.owners.slice(),
-    pages: s.pages.slice(),
-    slots: s.slots.slice(),
-    vpages: s.vpages.slice(),
-    ...(s.told ? { told: s.told.slice() } : {}),
-  };
 }

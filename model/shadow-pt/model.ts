@@ -48,6 +48,8 @@ import {
   type SlotView,
   type SpteView,
   type View,
+  copyScope,
+  copyView,
 } from '../../spec/shadow-pt/types';
 
 interface Slot {
@@ -721,36 +723,4 @@ function hashNonZero(h: Hasher, mem: ReadonlyMap<number, number>): void {
   const nz = new Map<number, number>();
   for (const [a, w] of mem) if (w !== 0) nz.set(a, w);
   hashValue(h, nz);
-}
-
-/** A copy of a View: records copied, their entries shared (entries are replaced, never changed in place). */
-function copyView(v: View): View {
-  return {
-    dead: v.dead,
-    destroyed: v.destroyed,
-    linear: v.linear,
-    kernelAddress: v.kernelAddress,
-    current: v.current,
-    slots: { ...v.slots },
-    sptes: { ...v.sptes },
-    refs: { ...v.refs },
-    mapcount: { ...v.mapcount },
-    underflows: { ...v.underflows },
-    tables: { ...v.tables },
-    tablePages: { ...v.tablePages },
-    kernelGens: { ...v.kernelGens },
-    told: { ...v.told },
-  };
-}
-
-function copyScope(s: Scope): Scope {
-  return {
-    entries: s.entries.slice(),
-    pfns: s.pfns.slice(),
-    owners: s.owners.slice(),
-    pages: s.pages.slice(),
-    slots: s.slots.slice(),
-    vpages: s.vpages.slice(),
-    ...(s.told ? { told: s.told.slice() } : {}),
-  };
 }

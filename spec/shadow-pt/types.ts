@@ -415,3 +415,36 @@ export function keyVpage(k: string): number {
 export function ownerKey(slot: number, i: number, j?: number): string {
   return j === undefined ? slot + ':g' + i : slot + ':g' + i + ':m' + j;
 }
+
+/** A copy of a View: records copied, their entries shared (entries are replaced, never changed in place). */
+export function copyView(v: View): View {
+  return {
+    dead: v.dead,
+    destroyed: v.destroyed,
+    linear: v.linear,
+    kernelAddress: v.kernelAddress,
+    current: v.current,
+    slots: { ...v.slots },
+    sptes: { ...v.sptes },
+    refs: { ...v.refs },
+    mapcount: { ...v.mapcount },
+    underflows: { ...v.underflows },
+    tables: { ...v.tables },
+    tablePages: { ...v.tablePages },
+    kernelGens: { ...v.kernelGens },
+    told: { ...v.told },
+  };
+}
+
+/** A copy of a Scope (snapshots of systems that keep a live View). */
+export function copyScope(s: Scope): Scope {
+  return {
+    entries: s.entries.slice(),
+    pfns: s.pfns.slice(),
+    owners: s.owners.slice(),
+    pages: s.pages.slice(),
+    slots: s.slots.slice(),
+    vpages: s.vpages.slice(),
+    ...(s.told ? { told: s.told.slice() } : {}),
+  };
+}
