@@ -24,7 +24,7 @@ import { fork, type ChildProcess } from 'child_process';
 import * as path from 'path';
 import type { Domain, Json, OpShape, ResultShape } from './domain';
 import { collisionProbability, FpSet } from './fpset';
-import { PairRunner, type ExploreOptions, type ExploreOutcome } from './explore';
+import { exploreVerdict, PairRunner, type ExploreOptions, type ExploreOutcome } from './explore';
 import type { StepFailure } from './lockstep';
 
 export interface ExploreInit {
@@ -130,7 +130,7 @@ export async function exploreInWorkers<C, O extends OpShape, R extends ResultSha
       statesPerSecond: elapsedMs > 0 ? Math.round((states / elapsedMs) * 1000) : states,
       peakHeapBytes: peakHeap,
       stoppedBy,
-      verdict: violation ? 'violation' : stoppedBy === 'depth' || stoppedBy === 'exhausted' ? 'complete' : 'incomplete',
+      verdict: exploreVerdict(stoppedBy, violation !== null),
       fingerprints: 'hash64',
       collisionProbability: collisionProbability(states),
       bytesPerState: states > 0 ? Math.round((bytes / states) * 10) / 10 : 0,

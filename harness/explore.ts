@@ -83,6 +83,16 @@ export interface ExploreOutcome<O> {
   readonly violation: { readonly ops: O[]; readonly failure: StepFailure } | null;
 }
 
+/**
+ * The three-valued verdict of a search: a violation; complete (the depth
+ * bound was done, or no new state was left); or incomplete (stopped early by
+ * --max-states, a time limit or an interrupt), which says nothing beyond the
+ * part explored.
+ */
+export function exploreVerdict(stoppedBy: ExploreOutcome<unknown>['stoppedBy'], violation: boolean): ExploreOutcome<unknown>['verdict'] {
+  return violation ? 'violation' : stoppedBy === 'depth' || stoppedBy === 'exhausted' ? 'complete' : 'incomplete';
+}
+
 /** JSON with object keys sorted: a canonical text for any JSON-like value. */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
@@ -259,7 +269,7 @@ export async function explore<C, O extends OpShape, R extends ResultShape, V, S>
       statesPerSecond: elapsedMs > 0 ? Math.round((states / elapsedMs) * 1000) : states,
       peakHeapBytes: peakHeap,
       stoppedBy,
-      verdict: violation ? 'violation' : stoppedBy === 'depth' || stoppedBy === 'exhausted' ? 'complete' : 'incomplete',
+      verdict: exploreVerdict(stoppedBy, violation !== null),
       fingerprints: exact ? 'exact' : 'hash64',
       collisionProbability: exact ? 0 : collisionProbability(states),
       bytesPerState: states > 0 ? Math.round((bytes / states) * 10) / 10 : 0,

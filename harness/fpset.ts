@@ -201,15 +201,9 @@ export class FpSet {
     hi >>>= 0;
     lo >>>= 0;
     if (hi === 0 && lo === 0) lo = 1;
+    const i = this.probe(hi, lo);
     const t = this.table;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-    for (;;) {
-      const h = t[2 * i]!;
-      const l = t[2 * i + 1]!;
-      if (h === 0 && l === 0) break;
-      if (h === hi && l === lo) return false;
-      i = (i + 1) & this.mask;
-    }
+    if (t[2 * i] !== 0 || t[2 * i + 1] !== 0) return false;
     t[2 * i] = hi;
     t[2 * i + 1] = lo;
     if (++this.size * 2 > this.mask + 1) this.grow();
@@ -220,16 +214,22 @@ export class FpSet {
     hi >>>= 0;
     lo >>>= 0;
     if (hi === 0 && lo === 0) lo = 1;
+    const i = this.probe(hi, lo);
+    return this.table[2 * i] !== 0 || this.table[2 * i + 1] !== 0;
+  }
+
+  /** Linear probing: the slot holding (hi, lo), or the empty slot where it would go. */
+  private probe(hi: number, lo: number): number {
     const t = this.table;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
       const h = t[2 * i]!;
       const l = t[2 * i + 1]!;
-      if (h === 0 && l === 0) return false;
-      if (h === hi && l === lo) return true;
+      if ((h === 0 && l === 0) || (h === hi && l === lo)) return i;
       i = (i + 1) & this.mask;
     }
   }
+
 
   private grow(): void {
     const old = this.table;
